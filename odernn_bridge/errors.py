@@ -1,0 +1,58 @@
+"""Exception types shared by every layer of :mod:`odernn_bridge`."""
+
+from __future__ import annotations
+
+__all__ = [
+    "OdernnError",
+    "MethodValidationError",
+    "OrderConditionError",
+    "UnknownMethodError",
+    "MethodFormatError",
+    "JuliaUnavailableError",
+    "ConvergenceError",
+    "NonFiniteError",
+]
+
+
+class OdernnError(Exception):
+    """Base class of all errors raised on purpose by odernn_bridge."""
+
+
+class MethodValidationError(OdernnError, ValueError):
+    """A Butcher tableau or multistep method failed its consistency checks."""
+
+
+class OrderConditionError(MethodValidationError):
+    """A claimed order is refuted by the order conditions."""
+
+
+class MethodFormatError(OdernnError, ValueError):
+    """A method file (JSON/TOML) is malformed."""
+
+
+class UnknownMethodError(OdernnError, LookupError):
+    """No method with the requested name; the message lists the closest names."""
+
+    def __init__(self, name: str, suggestions: list[str] | None = None) -> None:
+        self.name = name
+        self.suggestions = list(suggestions or [])
+        msg = f"unknown method {name!r}"
+        if self.suggestions:
+            msg += "; closest names: " + ", ".join(self.suggestions)
+        msg += " (see odernn_bridge.list_methods())"
+        super().__init__(msg)
+
+    def __str__(self) -> str:  # LookupError would repr() the message otherwise
+        return self.args[0]
+
+
+class JuliaUnavailableError(OdernnError, RuntimeError):
+    """The Julia backend was requested but Julia (or juliacall) is not usable."""
+
+
+class ConvergenceError(OdernnError, RuntimeError):
+    """An iterative solve (Newton, step-size control) did not converge."""
+
+
+class NonFiniteError(OdernnError, FloatingPointError):
+    """NaN or Inf detected where finite numbers are required."""

@@ -1,0 +1,208 @@
+"""Order verification from the order conditions.
+
+Runge–Kutta methods: Butcher's rooted-tree conditions, evaluated
+
+* exactly (``Fraction``) when every coefficient is rational,
+* with mpmath at 60 significant digits (tolerance 1e-40) when some are algebraic
+  (SymPy expressions), and
+* with mpmath at the published precision (tolerance 10**-(digits-8)) when some
+  coefficients are published decimals or floats.
+
+Linear multistep methods: the classical conditions C_q = 0 (exact).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import TYPE_CHECKING, Any, Callable, Union
+
+import mpmath
+
+from ..errors import MethodValidationError, OrderConditionError
+from .exact import decimal_digits, to_mpf
+from .trees import OrderConditionEvaluator, Tree, trees_of_order
+
+if TYPE_CHECKING:
+    from .multistep import LinearMultistep
+    from .tableau import ButcherTableau
+
+__all__ = [
+    "verify_order",
+    "verify_embedded_order",
+    "verify_stage_order",
+    "order_residuals",
+    "check_claimed_orders",
+    "MAX_VERIFIED_ORDER",
+]
+
+#: highest order the tree conditions are evaluated to when no order is claimed
+MAX_VERIFIED_ORDER = 14
+
+
+@dataclass
+class _Arithmetic:
+    A: list[list[Any]]
+    b: list[Any]
+    c: list[Any]
+    b_embedded: list[Any] | None
+    one: Any
+    zero: Any
+    tol: Any  # 0 for exact arithmetic
+    dps: int | None
+    label: str
+
+    def is_zero(self, x: Any) -> bool:
+        return x == 0 if self.tol == 0 else abs(x) <= self.tol
+
+
+def _arithmetic(m: "ButcherTableau") -> _Arithmetic:
+    co = m.coefficients
+    kind = m.coefficient_kind
+    if kind == "rational":
+        return _Arithmetic([list(r) for r in co.A], list(co.b), list(co.c),
+                           list(co.b_embedded) if co.b_embedded is not None else None,
+                           Fraction(1), Fraction(0), 0, None, "exact rational")
+    if kind == "algebraic":
+        dps, tol = 60, mpmath.mpf("1e-40")
+        label = "mpmath, 60 digits (algebraic coefficients)"
+    else:
+        digits = min(d for d in (decimal_digits(x) for x in co._all()) if d is not None)
+        dps = max(digits + 10, 30)
+        tol = mpmath.mpf(10) ** (-(max(digits, 12) - 8))
+        label = f"mpmath, coefficients published to {digits} digits"
+    with mpmath.workdps(dps):
+        conv = lambda v: [to_mpf(x) for x in v]  # noqa: E731
+        return _Arithmetic([conv(r) for r in co.A], conv(co.b), conv(co.c),
+                           conv(co.b_embedded) if co.b_embedded is not None else None,
+                           mpmath.mpf(1), mpmath.mpf(0), tol, dps, label)
+
+
+def _run(ar: _Arithmetic, fn: Callable[[], Any]) -> Any:
+    if ar.dps is None:
+        return fn()
+    with mpmath.workdps(ar.dps):
+        return fn()
+
+
+def _max_order_for(m: "ButcherTableau") -> int:
+    # an explicit s-stage method has order <= s; an implicit one <= 2s
+    cap = m.stages if m.kind == "explicit" else 2 * m.stages
+    return min(cap, MAX_VERIFIED_ORDER)
+
+
+def _established(ar: _Arithmetic, weights: list[Any], limit: int) -> int:
+    ev = OrderConditionEvaluator(ar.A, ar.b, ar.one, ar.zero)
+    established = 0
+    for p in range(1, limit + 1):
+        for t in trees_of_order(p):
+            if not ar.is_zero(ev.residual(t, weights)):
+                return established
+        established = p
+    return established
+
+
+def verify_order(method: Union["ButcherTableau", "LinearMultistep"], max_order: int | None = None) -> int:
+    """The order established by the order conditions (trees up to ``max_order``).
+
+    For a Runge–Kutta method the search stops one past the claimed order (so a
+    method that is secretly of higher order reports its claimed order + 1), or at
+    the largest order its stage count allows when nothing is claimed.
+
+    >>> from odernn_bridge import get_method
+    >>> verify_order(get_method("RK4"))
+    4
+    """
+    from .multistep import LinearMultistep
+
+    if isinstance(method, LinearMultistep):
+        return _lmm_order(method)
+    claimed = method._claimed_order
+    limit = max_order if max_order is not None else (
+        min(claimed + 1, _max_order_for(method)) if claimed else _max_order_for(method))
+    ar = _arithmetic(method)
+    return _run(ar, lambda: _established(ar, ar.b, limit))
+
+
+def verify_embedded_order(method: "ButcherTableau", max_order: int | None = None) -> int | None:
+    """Order of the embedded solution ``b_embedded`` (None if there is none)."""
+    if method.b_embedded is None:
+        return None
+    claimed = method._claimed_embedded
+    limit = max_order if max_order is not None else (
+        min(claimed + 1, _max_order_for(method)) if claimed else _max_order_for(method))
+    ar = _arithmetic(method)
+    return _run(ar, lambda: _established(ar, ar.b_embedded, limit))  # type: ignore[arg-type]
+
+
+def verify_stage_order(method: "ButcherTableau") -> int:
+    """Largest q with B(q) and C(q): sum_j a_ij c_j^(k-1) = c_i^k / k and
+    sum_i b_i c_i^(k-1) = 1/k for k = 1..q."""
+    ar = _arithmetic(method)
+
+    def compute() -> int:
+        s = len(ar.b)
+        q = 0
+        for k in range(1, 2 * s + 2):
+            okB = ar.is_zero(sum((ar.b[i] * ar.c[i] ** (k - 1) for i in range(s)), ar.zero) - ar.one / k)
+            okC = all(ar.is_zero(sum((ar.A[i][j] * ar.c[j] ** (k - 1) for j in range(s)), ar.zero)
+                                 - ar.c[i] ** k / k) for i in range(s))
+            if not (okB and okC):
+                return q
+            q = k
+        return q
+
+    return _run(ar, compute)
+
+
+def order_residuals(method: "ButcherTableau", order: int, embedded: bool = False) -> list[tuple[Tree, float]]:
+    """``(tree, Phi(t) - 1/gamma(t))`` for every tree of exactly ``order`` nodes."""
+    ar = _arithmetic(method)
+    w = ar.b_embedded if embedded else ar.b
+    if w is None:
+        raise MethodValidationError("embedded: this method has no embedded weights")
+
+    def compute():
+        ev = OrderConditionEvaluator(ar.A, ar.b, ar.one, ar.zero)
+        return [(t, float(ev.residual(t, w))) for t in trees_of_order(order)]
+
+    return _run(ar, compute)
+
+
+def check_claimed_orders(method: "ButcherTableau") -> None:
+    """Raise :class:`OrderConditionError` if a claimed (embedded) order is refuted."""
+    ar = _arithmetic(method)
+    for label, claimed, weights in (("order", method._claimed_order, ar.b),
+                                    ("embedded_order", method._claimed_embedded, ar.b_embedded)):
+        if claimed is None or weights is None:
+            continue
+        got = _run(ar, lambda: _established(ar, weights, claimed))
+        if got < claimed:
+            raise OrderConditionError(
+                f"{label}: {method.name} claims order {claimed} but the order conditions "
+                f"({ar.label}) hold only up to order {got}")
+
+
+# -- linear multistep ---------------------------------------------------------------
+
+def lmm_error_constants(alpha: list[Fraction], beta: list[Fraction], upto: int) -> list[Fraction]:
+    """C_0..C_upto with C_q = sum_j j^q alpha_j / q! - sum_j j^(q-1) beta_j / (q-1)!."""
+    from math import factorial
+
+    out = []
+    for q in range(upto + 1):
+        cq = sum((Fraction(j) ** q * a for j, a in enumerate(alpha)), Fraction(0)) / factorial(q)
+        if q >= 1:
+            cq -= sum((Fraction(j) ** (q - 1) * bb for j, bb in enumerate(beta)), Fraction(0)) / factorial(q - 1)
+        out.append(cq)
+    return out
+
+
+def _lmm_order(m: "LinearMultistep") -> int:
+    consts = lmm_error_constants(list(m.alpha_exact), list(m.beta_exact), 2 * m.steps + 3)
+    p = -1
+    for q, cq in enumerate(consts):
+        if cq != 0:
+            break
+        p = q
+    return max(p, 0)

@@ -1,0 +1,321 @@
+"""Butcher tableaux: self-validating value objects with exact coefficients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Literal, Sequence
+
+import numpy as np
+
+from ..errors import MethodValidationError
+from .exact import (
+    Coefficient,
+    coefficient_kind,
+    format_coefficient,
+    parse_coefficient,
+    parse_matrix,
+    parse_vector,
+    to_float,
+)
+
+__all__ = ["ButcherTableau", "ExactCoefficients", "TableauKind"]
+
+TableauKind = Literal["explicit", "diagonally_implicit", "implicit"]
+
+_FLOAT_TOL = 1e-12
+
+
+@dataclass(frozen=True)
+class ExactCoefficients:
+    """Exact (``Fraction`` / SymPy) coefficients of a tableau; rows of A as tuples."""
+
+    A: tuple[tuple[Coefficient, ...], ...]
+    b: tuple[Coefficient, ...]
+    c: tuple[Coefficient, ...]
+    b_embedded: tuple[Coefficient, ...] | None
+
+    @property
+    def rational(self) -> bool:
+        return all(isinstance(x, Fraction) for x in self._all())
+
+    def _all(self):
+        for row in self.A:
+            yield from row
+        yield from self.b
+        yield from self.c
+        if self.b_embedded is not None:
+            yield from self.b_embedded
+
+
+def _is_zero(x: Coefficient) -> bool:
+    if isinstance(x, Fraction):
+        return x == 0
+    return to_float(x) == 0.0 and (coefficient_kind(x) != "algebraic" or bool(x == 0))
+
+
+def _exact_sum(xs: Sequence[Coefficient]) -> Coefficient | float:
+    """Exact sum of Fractions, float sum otherwise."""
+    if all(isinstance(x, Fraction) for x in xs):
+        return sum(xs, Fraction(0))
+    return float(sum(to_float(x) for x in xs))
+
+
+def _sum_any(xs: Sequence[Coefficient]) -> Coefficient:
+    """Sum keeping the most exact representation (SymPy for algebraic, Decimal else)."""
+    from decimal import Decimal
+
+    kinds = {coefficient_kind(x) for x in xs}
+    if "decimal" in kinds:
+        return sum((x if isinstance(x, Decimal) else Decimal(repr(to_float(x))) for x in xs), Decimal(0))
+    import sympy
+
+    return parse_coefficient(sympy.expand(sum(sympy.Rational(x.numerator, x.denominator) if isinstance(x, Fraction) else x for x in xs)))
+
+
+def _close(x: Coefficient, y: Coefficient, tol: float) -> bool:
+    if isinstance(x, Fraction) and isinstance(y, Fraction):
+        return x == y
+    return abs(to_float(x) - to_float(y)) <= tol * max(1.0, abs(to_float(y)))
+
+
+class ButcherTableau:
+    r"""A Runge–Kutta method given by its Butcher tableau.
+
+    ``A`` (s×s), ``b`` (s), ``c`` (s, default: row sums of A) and optionally the
+    embedded-solution weights ``b_embedded`` (the second solution, *not* the
+    difference ``b - b_embedded``).  Entries may be numbers, ``Fraction``\ s,
+    SymPy expressions or strings (``"1/6"``, ``"1/2 - sqrt(3)/6"``); explicit tableaux
+    may be given by their lower triangle.  Exact coefficients are the source of
+    truth; the float64 arrays ``A, b, c, b_embedded`` are derived from them.
+
+    The constructor validates: square A, matching lengths, finite entries, weights
+    summing to 1, row sums of A equal to c (unless ``check_row_sums=False``: a few
+    published methods use c ≠ A𝟙 on purpose), and — when ``order`` is claimed and
+    ``verify`` is true — the order conditions up to that order.
+
+    >>> rk = ButcherTableau([[0, 0], ["1/2", 0]], [0, 1], name="Midpoint", order=2)
+    >>> rk.kind, rk.stages, rk.order
+    ('explicit', 2, 2)
+    """
+
+    def __init__(
+        self,
+        A: Sequence[Sequence[Any]] | np.ndarray,
+        b: Sequence[Any] | np.ndarray,
+        c: Sequence[Any] | np.ndarray | None = None,
+        b_embedded: Sequence[Any] | np.ndarray | None = None,
+        order: int | None = None,
+        name: str | None = None,
+        *,
+        embedded_order: int | None = None,
+        citation: str = "",
+        description: str = "",
+        aliases: Sequence[str] = (),
+        fsal: bool | None = None,
+        stage_order: int | None = None,
+        check_row_sums: bool = True,
+        verify: bool = True,
+    ) -> None:
+        A_in = np.asarray(A, dtype=object) if not isinstance(A, np.ndarray) else A
+        if A_in.ndim != 2 and not isinstance(A, (list, tuple)):
+            raise MethodValidationError(f"A: expected a square 2-D matrix, got shape {A_in.shape}")
+        try:
+            A_rows = parse_matrix([list(r) for r in A], where="A")
+        except TypeError as exc:
+            raise MethodValidationError(f"A: expected a square 2-D matrix ({exc})") from exc
+        s = len(A_rows)
+        if s == 0:
+            raise MethodValidationError("A: a tableau needs at least one stage")
+        b_vec = parse_vector(list(np.asarray(b, dtype=object).ravel()) if np.ndim(b) > 1 else b, where="b")
+        if np.ndim(b) != 1:
+            raise MethodValidationError(f"b: expected a 1-D vector, got {np.ndim(b)}-D")
+        if len(b_vec) != s:
+            raise MethodValidationError(f"b: expected {s} weights for a {s}-stage A, got {len(b_vec)}")
+        if c is None:
+            c_vec = [_exact_sum(row) if all(isinstance(x, Fraction) for x in row)
+                     else _sum_any(row) for row in A_rows]
+            check_row_sums = False
+        else:
+            if np.ndim(c) != 1:
+                raise MethodValidationError(f"c: expected a 1-D vector, got {np.ndim(c)}-D")
+            c_vec = parse_vector(c, where="c")
+            if len(c_vec) != s:
+                raise MethodValidationError(f"c: expected {s} nodes for a {s}-stage A, got {len(c_vec)}")
+        be_vec = None
+        if b_embedded is not None:
+            if np.ndim(b_embedded) != 1:
+                raise MethodValidationError("b_embedded: expected a 1-D vector")
+            be_vec = parse_vector(b_embedded, where="b_embedded")
+            if len(be_vec) != s:
+                raise MethodValidationError(
+                    f"b_embedded: expected {s} weights for a {s}-stage A, got {len(be_vec)}")
+        if embedded_order is not None and be_vec is None:
+            raise MethodValidationError(
+                "embedded_order: an embedded order is claimed but no b_embedded weights were given")
+
+        self.name: str = name or f"ButcherTableau{s}"
+        self.citation = citation
+        self.description = description
+        self.aliases: tuple[str, ...] = tuple(aliases)
+        self._A_exact = tuple(tuple(r) for r in A_rows)
+        self._b_exact = tuple(b_vec)
+        self._c_exact = tuple(c_vec)
+        self._be_exact = tuple(be_vec) if be_vec is not None else None
+
+        self.A = np.array([[to_float(x) for x in row] for row in A_rows], dtype=np.float64)
+        self.b = np.array([to_float(x) for x in b_vec], dtype=np.float64)
+        self.c = np.array([to_float(x) for x in c_vec], dtype=np.float64)
+        self.b_embedded = (np.array([to_float(x) for x in be_vec], dtype=np.float64)
+                           if be_vec is not None else None)
+        for arr, nm in ((self.A, "A"), (self.b, "b"), (self.c, "c"), (self.b_embedded, "b_embedded")):
+            if arr is not None:
+                if not np.all(np.isfinite(arr)):
+                    raise MethodValidationError(f"{nm}: contains NaN or Inf")
+                arr.setflags(write=False)
+        self.stages = s
+
+        # structure
+        strictly_lower = all(_is_zero(A_rows[i][j]) for i in range(s) for j in range(i, s))
+        lower = all(_is_zero(A_rows[i][j]) for i in range(s) for j in range(i + 1, s))
+        self.kind: TableauKind = ("explicit" if strictly_lower else
+                                  "diagonally_implicit" if lower else "implicit")
+
+        # consistency
+        tol = _FLOAT_TOL
+        if not _close(_exact_sum(b_vec), Fraction(1), tol):
+            raise MethodValidationError(
+                f"b: weights must sum to 1 for a consistent method, they sum to {np.sum(self.b)!r}")
+        if be_vec is not None and not _close(_exact_sum(be_vec), Fraction(1), tol):
+            raise MethodValidationError(
+                f"b_embedded: embedded weights must sum to 1, they sum to {np.sum(self.b_embedded)!r}")
+        if check_row_sums:
+            for i, row in enumerate(A_rows):
+                rs = _exact_sum(row)
+                if not _close(rs, c_vec[i], tol):
+                    raise MethodValidationError(
+                        f"c[{i}]: row sum of A is {float(rs)!r} "
+                        f"but c[{i}] = {self.c[i]!r} (pass check_row_sums=False for methods "
+                        "that use c != A·1 on purpose)")
+
+        auto_fsal = (self.kind == "explicit" and s > 1
+                     and all(_close(A_rows[s - 1][j], b_vec[j], tol) for j in range(s))
+                     and _is_zero(b_vec[s - 1]))
+        self.fsal: bool = auto_fsal if fsal is None else bool(fsal)
+        if self.fsal and not auto_fsal:
+            raise MethodValidationError("fsal: FSAL claimed but the last row of A is not b "
+                                        "(with a zero last weight) for an explicit method")
+
+        self._claimed_order = order
+        self._claimed_embedded = embedded_order
+        self._claimed_stage_order = stage_order
+        if order is not None and (not isinstance(order, (int, np.integer)) or order < 1):
+            raise MethodValidationError(f"order: expected a positive integer, got {order!r}")
+        if verify:
+            from .order import check_claimed_orders
+
+            check_claimed_orders(self)
+
+    # -- exactness ------------------------------------------------------------------
+    @property
+    def exact(self) -> ExactCoefficients | None:
+        """Exact coefficients, or None when some are published decimals / floats."""
+        if self.coefficient_kind == "decimal":
+            return None
+        return ExactCoefficients(self._A_exact, self._b_exact, self._c_exact, self._be_exact)
+
+    @property
+    def coefficients(self) -> ExactCoefficients:
+        """The stored coefficients whatever their kind (Fraction / SymPy / Decimal)."""
+        return ExactCoefficients(self._A_exact, self._b_exact, self._c_exact, self._be_exact)
+
+    @property
+    def coefficient_kind(self) -> str:
+        """``"rational"``, ``"algebraic"`` (some SymPy entries) or ``"decimal"`` (some
+        published/float approximations)."""
+        kinds = {coefficient_kind(x) for x in self.coefficients._all()}
+        if "decimal" in kinds:
+            return "decimal"
+        return "algebraic" if "algebraic" in kinds else "rational"
+
+    # -- orders ---------------------------------------------------------------------
+    @property
+    def order(self) -> int:
+        """Claimed order if given (verified at construction), else the verified order."""
+        if self._claimed_order is None:
+            from .order import verify_order
+
+            self._claimed_order = verify_order(self)
+        return int(self._claimed_order)
+
+    @property
+    def embedded_order(self) -> int | None:
+        if self._be_exact is None:
+            return None
+        if self._claimed_embedded is None:
+            from .order import verify_embedded_order
+
+            self._claimed_embedded = verify_embedded_order(self)
+        return int(self._claimed_embedded)
+
+    @property
+    def stage_order(self) -> int:
+        if self._claimed_stage_order is None:
+            from .order import verify_stage_order
+
+            self._claimed_stage_order = verify_stage_order(self)
+        return int(self._claimed_stage_order)
+
+    @property
+    def is_explicit(self) -> bool:
+        return self.kind == "explicit"
+
+    @property
+    def is_adaptive(self) -> bool:
+        return self.b_embedded is not None
+
+    @property
+    def stiffly_accurate(self) -> bool:
+        return bool(np.allclose(self.A[-1], self.b, atol=1e-14, rtol=0))
+
+    # -- conversions ----------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description with exact coefficients as strings."""
+        d: dict[str, Any] = {
+            "type": "runge_kutta",
+            "name": self.name,
+            "A": [[format_coefficient(x) for x in row] for row in self._A_exact],
+            "b": [format_coefficient(x) for x in self._b_exact],
+            "c": [format_coefficient(x) for x in self._c_exact],
+            "order": self._claimed_order,
+        }
+        if self._be_exact is not None:
+            d["b_embedded"] = [format_coefficient(x) for x in self._be_exact]
+            d["embedded_order"] = self._claimed_embedded
+        for key in ("citation", "description"):
+            if getattr(self, key):
+                d[key] = getattr(self, key)
+        if self.aliases:
+            d["aliases"] = list(self.aliases)
+        return d
+
+    def with_name(self, name: str) -> "ButcherTableau":
+        d = self.to_dict()
+        d["name"] = name
+        from .serialization import method_from_dict
+
+        return method_from_dict(d, verify=False)  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        emb = f", embedded_order={self._claimed_embedded}" if self._be_exact is not None else ""
+        return (f"ButcherTableau(name={self.name!r}, kind={self.kind!r}, stages={self.stages}, "
+                f"order={self._claimed_order}{emb})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ButcherTableau):
+            return NotImplemented
+        return (self.coefficients == other.coefficients)
+
+    def __hash__(self) -> int:
+        return hash((self.name, self.stages, tuple(self.b.tolist())))
+
