@@ -25,7 +25,7 @@ __all__ = ["LinearMultistep"]
 class LinearMultistep:
     """A linear multistep method ``(alpha, beta)`` in the ascending convention above.
 
-    >>> ab2 = LinearMultistep([0, -1, 1], [0, "-1/2", "3/2"], name="AB2", order=2)
+    >>> ab2 = LinearMultistep([0, -1, 1], ["-1/2", "3/2", 0], name="AB2", order=2)
     >>> ab2.steps, ab2.explicit, ab2.order
     (2, True, 2)
     """
