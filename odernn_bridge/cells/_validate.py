@@ -1,0 +1,73 @@
+"""Argument checks shared by the cells: clear errors that name the offending argument."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..errors import NonFiniteError
+
+__all__ = ["check_dt", "check_positive_int", "check_tensor", "check_finite", "field_dtype_device"]
+
+
+def check_dt(dt: Any, name: str = "dt") -> float:
+    """A finite float > 0 (Python number or 0-d tensor)."""
+    if isinstance(dt, Tensor):
+        if dt.numel() != 1:
+            raise ValueError(f"{name}: expected a scalar step size, got a tensor of shape {tuple(dt.shape)}")
+        dt = float(dt.detach())
+    if isinstance(dt, bool) or not isinstance(dt, (int, float)):
+        raise TypeError(f"{name}: expected a positive number, got {type(dt).__name__}")
+    dt = float(dt)
+    if math.isnan(dt) or math.isinf(dt):
+        raise ValueError(f"{name}: expected a finite step size > 0, got {dt!r}")
+    if dt <= 0:
+        raise ValueError(f"{name}: expected a step size > 0, got {dt!r}")
+    return dt
+
+
+def check_positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+    return value
+
+
+def field_dtype_device(module: torch.nn.Module) -> tuple[torch.dtype | None, torch.device | None]:
+    """dtype/device of the first floating parameter or buffer (None if the field has none)."""
+    for p in module.parameters():
+        if p.is_floating_point():
+            return p.dtype, p.device
+    for b in module.buffers():
+        if b.is_floating_point():
+            return b.dtype, b.device
+    return None, None
+
+
+def check_tensor(value: Any, name: str, *, ndim: int | tuple[int, ...], last: int | None = None,
+                 what: str = "", dtype: torch.dtype | None = None, device: torch.device | None = None,
+                 ref_name: str = "the field's parameters") -> Tensor:
+    """Type, rank, trailing size, dtype and device of a tensor argument."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    dims = (ndim,) if isinstance(ndim, int) else ndim
+    if value.dim() not in dims:
+        shape = what or " or ".join(f"{d}-D" for d in dims)
+        raise ValueError(f"{name}: expected shape {shape}, got {tuple(value.shape)}")
+    if last is not None and value.shape[-1] != last:
+        raise ValueError(f"{name}: expected last dimension {last}{' (' + what + ')' if what else ''}, "
+                         f"got shape {tuple(value.shape)}")
+    if not value.is_floating_point():
+        raise TypeError(f"{name}: expected a floating-point tensor, got dtype {value.dtype}")
+    if dtype is not None and value.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype} (same as {ref_name}), got {value.dtype}")
+    if device is not None and value.device != device:
+        raise ValueError(f"{name}: expected device {device} (same as {ref_name}), got {value.device}")
+    return value
+
+
+def check_finite(value: Tensor, name: str) -> None:
+    if not bool(torch.isfinite(value).all()):
+        raise NonFiniteError(f"{name}: contains NaN or Inf")

@@ -1,0 +1,287 @@
+"""Runge–Kutta cells: one generic engine driven by a Butcher tableau.
+
+One input step of length ``dt`` is split into ``substeps`` RK steps of size
+``dt / substeps``.  Within a step the (projected) input is held constant by default;
+``input_interpolation="linear"`` interpolates it between ``x_k`` and ``x_{k+1}`` at the stage
+times ``t_k + c_i·dt`` (non-autonomous stages).
+
+* explicit tableaux: stages are evaluated in order, skipping zero coefficients ``a_ij``,
+  and stages that no weight ``b_i`` reaches (the FSAL stage of a fixed-step method has
+  ``b_s = 0`` and is never needed, which is cheaper than reusing it);
+* diagonally implicit: stage-by-stage Newton on n×n systems;
+* fully implicit (Gauss, Radau, Lobatto): Newton on the coupled (s·n)×(s·n) system,
+  all stages evaluated in one batched call of the field.
+
+Implicit stages are differentiated by the implicit function theorem
+(:mod:`odernn_bridge.cells.implicit`); memory does not depend on the Newton iteration count.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..methods import ButcherTableau, LinearMultistep, get_method
+from ._validate import check_dt, check_finite, check_positive_int, check_tensor, field_dtype_device
+from .fields import VectorField
+from .implicit import NewtonOptions, StageProblem, differentiable_inputs, solve_fixed_point
+
+__all__ = ["RKCell", "resolve_tableau"]
+
+
+def resolve_tableau(method: Any, name: str = "method") -> ButcherTableau:
+    """A ButcherTableau from a catalogue name or a tableau (LinearMultistep is refused)."""
+    m = get_method(method) if isinstance(method, str) else method
+    if isinstance(m, LinearMultistep):
+        raise TypeError(f"{name}: {m.name} is a linear multistep method; use MultistepCell for it")
+    if not isinstance(m, ButcherTableau):
+        raise TypeError(f"{name}: expected a method name or a ButcherTableau, got {type(method).__name__}")
+    return m
+
+
+def check_field(field: Any) -> VectorField:
+    if not isinstance(field, VectorField):
+        raise TypeError(
+            f"field: expected a VectorField (e.g. make_field('elman', input_size, hidden_size) or "
+            f"CallableField(fn, input_size, hidden_size)), got {type(field).__name__}")
+    return field
+
+
+class RKCell(nn.Module):
+    """One ODERNN step: integrate ``dh/dt = f(h, x)`` over ``dt`` with a Runge–Kutta method.
+
+    Args:
+        field: the :class:`~odernn_bridge.cells.fields.VectorField`.
+        method: catalogue name or :class:`~odernn_bridge.methods.ButcherTableau` (any kind).
+        dt: time between two inputs (> 0); ``substeps`` RK steps of ``dt/substeps`` each.
+        input_interpolation: ``"constant"`` (x held over the step) or ``"linear"``.
+        newton_tol, newton_maxiter, on_nonconvergence: Newton settings for implicit
+            tableaux (tol default: 1e-10 float64, 1e-5 float32, on the residual scaled by
+            1 + max|K|); ``"raise"`` raises :class:`~odernn_bridge.ConvergenceError`,
+            ``"flag"`` only records ``last_stats["converged"] = False``.
+        fused: let :meth:`run_sequence` use the fused whole-sequence kernel when the field
+            has an affine form and the tableau is explicit.
+
+    >>> import torch, odernn_bridge as ob
+    >>> from odernn_bridge.cells import make_field
+    >>> cell = RKCell(make_field("elman", 3, 4), "RK4", dt=0.5)
+    >>> cell(torch.zeros(2, 3), torch.zeros(2, 4)).shape
+    torch.Size([2, 4])
+    """
+
+    def __init__(self, field: VectorField, method: Any, dt: float = 1.0, substeps: int = 1, *,
+                 input_interpolation: str = "constant", newton_tol: float | None = None,
+                 newton_maxiter: int = 20, on_nonconvergence: str = "raise", fused: bool = True,
+                 check_finite: bool = True) -> None:
+        super().__init__()
+        self.field = check_field(field)
+        self.method = resolve_tableau(method)
+        self.dt = check_dt(dt)
+        self.substeps = check_positive_int(substeps, "substeps")
+        if input_interpolation not in ("constant", "linear"):
+            raise ValueError(f"input_interpolation: expected 'constant' or 'linear', got {input_interpolation!r}")
+        self.input_interpolation = input_interpolation
+        self.newton = NewtonOptions(newton_tol, newton_maxiter, on_nonconvergence)
+        self.fused = bool(fused)
+        self.check_finite = bool(check_finite)
+        self.stages = self.method.stages
+        self.last_stats: dict[str, Any] = {}
+        tab = self.method
+        s = tab.stages
+        A, b = tab.A, tab.b
+        self._rows = [[(j, float(A[i, j])) for j in range(s) if A[i, j] != 0.0] for i in range(s)]
+        needed = {i for i in range(s) if b[i] != 0.0}
+        for i in reversed(range(s)):
+            if i in needed:
+                needed.update(j for j, _ in self._rows[i] if j < i)
+        self._needed = sorted(needed)
+        self._weights = [(i, float(b[i])) for i in range(s) if b[i] != 0.0]
+
+    # -- properties --------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        return self.method.kind
+
+    @property
+    def step_size(self) -> float:
+        """Size of one RK step, ``dt / substeps``."""
+        return self.dt / self.substeps
+
+    @property
+    def evaluations_per_step(self) -> int:
+        """Field evaluations per input step for an explicit tableau (skipped stages excluded)."""
+        return len(self._needed) * self.substeps
+
+    def extra_repr(self) -> str:
+        return (f"method={self.method.name}, kind={self.kind}, dt={self.dt}, substeps={self.substeps}, "
+                f"input_interpolation={self.input_interpolation!r}")
+
+    # -- checks ------------------------------------------------------------------------
+    def _check_step(self, x: Tensor, h: Tensor, x_name: str = "x", h_name: str = "h") -> None:
+        f = self.field
+        dtype, device = field_dtype_device(f)
+        check_tensor(h, h_name, ndim=2, last=f.state_size, what=f"(batch, state_size={f.state_size})",
+                     dtype=dtype, device=device)
+        check_tensor(x, x_name, ndim=2, last=f.input_size, what=f"(batch, input_size={f.input_size})",
+                     dtype=h.dtype, device=h.device, ref_name=h_name)
+        if x.shape[0] != h.shape[0]:
+            raise ValueError(f"{x_name}: batch size {x.shape[0]} differs from {h_name}'s batch size {h.shape[0]}")
+
+    # -- public single-step API ------------------------------------------------------------
+    def forward(self, x: Tensor, h: Tensor, t: Tensor | float | None = None,
+                x_next: Tensor | None = None) -> Tensor:
+        """Advance ``h`` (batch, state_size) over one input step with input ``x`` (batch, input_size).
+
+        ``x_next`` (the next input) is used by ``input_interpolation="linear"``; ``t`` is
+        the start time of the step (default 0) for non-autonomous fields.
+        """
+        self._check_step(x, h)
+        if x_next is not None:
+            self._check_step(x_next, h, x_name="x_next")
+        if self.check_finite:
+            check_finite(x, "x")
+            check_finite(h, "h")
+        u = self.field.project_input(x)
+        u_next = self.field.project_input(x_next) if x_next is not None else None
+        self.last_stats = self._new_stats()
+        return self.step_projected(u, h, t, u_next)
+
+    def step(self, x: Tensor, h: Tensor, t: Tensor | float | None = None,
+             x_next: Tensor | None = None) -> Tensor:
+        """Same as ``forward``: the single-step API."""
+        return self.forward(x, h, t, x_next)
+
+    # -- engine ----------------------------------------------------------------------------
+    def _new_stats(self) -> dict[str, Any]:
+        st: dict[str, Any] = {"nfev": 0, "steps": 0}
+        if self.kind != "explicit":
+            st.update(newton_iterations=0, residual=0.0, converged=True)
+        return st
+
+    def _stage_inputs(self, u: Tensor, u_next: Tensor | None, m: int) -> list[Tensor]:
+        if u_next is None or self.input_interpolation == "constant":
+            return [u] * self.stages
+        du = u_next - u
+        return [torch.add(u, du, alpha=(m + float(ci)) / self.substeps) for ci in self.method.c]
+
+    def _times(self, t: Any, m: int) -> list[Any]:
+        if self.field.autonomous:
+            return [None] * self.stages
+        t0 = 0.0 if t is None else t
+        hs = self.step_size
+        return [t0 + (m + float(ci)) * hs for ci in self.method.c]
+
+    def step_projected(self, u: Tensor, h: Tensor, t: Tensor | float | None = None,
+                       u_next: Tensor | None = None) -> Tensor:
+        """One input step given the projected input ``u = field.project_input(x)`` (no checks)."""
+        stats = self.last_stats if self.last_stats else self._new_stats()
+        self.last_stats = stats
+        for m in range(self.substeps):
+            us = self._stage_inputs(u, u_next, m)
+            ts = self._times(t, m)
+            if self.kind == "explicit":
+                h = self._explicit_substep(h, us, ts, stats)
+            else:
+                h = self._implicit_substep(h, us, ts, stats)
+            stats["steps"] += 1
+        return h
+
+    def _explicit_substep(self, h: Tensor, us: list[Tensor], ts: list[Any], stats: dict[str, Any]) -> Tensor:
+        hs = self.step_size
+        rhs = self.field.rhs
+        K: list[Tensor | None] = [None] * self.stages
+        for i in self._needed:
+            y = h
+            for j, a in self._rows[i]:
+                y = torch.add(y, K[j], alpha=hs * a)  # type: ignore[arg-type]
+            K[i] = rhs(y, us[i], ts[i])
+        stats["nfev"] += len(self._needed)
+        out = h
+        for i, bi in self._weights:
+            out = torch.add(out, K[i], alpha=hs * bi)  # type: ignore[arg-type]
+        return out
+
+    def _implicit_substep(self, h: Tensor, us_list: list[Tensor], ts: list[Any], stats: dict[str, Any]) -> Tensor:
+        field = self.field
+        hs = self.step_size
+        s = self.stages
+        B, n = h.shape
+        A = torch.tensor(self.method.A, dtype=h.dtype, device=h.device)
+        hA = hs * A
+        us = torch.stack(us_list, dim=1)  # (B, s, p)
+        p = us.shape[-1]
+        autonomous = field.autonomous
+        counter = {"nfev": 0}
+
+        def eval_stages(Y: Tensor, us_: Tensor) -> Tensor:  # (B, s, n) -> (B, s, n)
+            counter["nfev"] += s
+            if autonomous:
+                return field.rhs(Y.reshape(B * s, n), us_.reshape(B * s, p)).view(B, s, n)
+            return torch.stack([field.rhs(Y[:, i], us_[:, i], ts[i]) for i in range(s)], dim=1)
+
+        def phi(K: Tensor, h_: Tensor, us_: Tensor) -> Tensor:
+            Y = h_.unsqueeze(1) + torch.einsum("ij,bjn->bin", hA, K)
+            return eval_stages(Y, us_)
+
+        def dphi(K: Tensor, h_: Tensor, us_: Tensor) -> Tensor:
+            Y = h_.unsqueeze(1) + torch.einsum("ij,bjn->bin", hA, K)
+            J = torch.stack([field.jacobian(Y[:, i], us_[:, i], ts[i]) for i in range(s)], dim=1)  # B,s,n,n
+            return torch.einsum("ij,bikl->bikjl", hA, J).reshape(B, s * n, s * n)
+
+        def stage_y(i: int, K: Tensor, h_: Tensor) -> Tensor:
+            return h_ + torch.einsum("j,bjn->bn", hA[i, : i + 1], K[:, : i + 1])
+
+        def stage_phi(i: int, K: Tensor, h_: Tensor, us_: Tensor) -> Tensor:
+            counter["nfev"] += 1
+            return field.rhs(stage_y(i, K, h_), us_[:, i], ts[i])
+
+        def stage_dphi(i: int, K: Tensor, h_: Tensor, us_: Tensor) -> Tensor:
+            return hA[i, i] * field.jacobian(stage_y(i, K, h_), us_[:, i], ts[i])
+
+        problem = StageProblem(phi, dphi, s, sequential=self.kind == "diagonally_implicit",
+                               stage_phi=stage_phi, stage_dphi=stage_dphi)
+        with torch.no_grad():
+            k0 = field.rhs(h, us[:, 0], ts[0])
+        counter["nfev"] += 1
+        K0 = k0.unsqueeze(1).expand(B, s, n)
+        names, params = differentiable_inputs(field, lambda: field.rhs(h.detach(), us[:, 0].detach(), ts[0]))
+        problem.module, problem.param_names = field, names
+        K = solve_fixed_point(problem, self.newton, K0, h, us, params)
+        st = problem.stats
+        stats["newton_iterations"] += st["newton_iterations"]
+        stats["residual"] = max(stats["residual"], st["residual"])
+        stats["converged"] = stats["converged"] and st["converged"]
+        stats["newton_tol"] = st["newton_tol"]
+        stats["nfev"] += counter["nfev"]
+        b = torch.tensor(self.method.b, dtype=h.dtype, device=h.device)
+        return h + hs * torch.einsum("j,bjn->bn", b, K)
+
+    # -- sequences ---------------------------------------------------------------------------
+    def fused_eligible(self, requires_grad: bool = True) -> bool:
+        """Whether :meth:`run_sequence` can use the fused kernel of :mod:`.fused`."""
+        return (self.fused and self.kind == "explicit" and self.field.affine_form() is not None
+                and self.input_interpolation == "constant" and self.field.autonomous)
+
+    def run_sequence(self, u_seq: Tensor, h0: Tensor, t0: float = 0.0) -> Tensor:
+        """All states (seq, batch, state) for projected inputs ``u_seq`` (seq, batch, p)."""
+        self.last_stats = self._new_stats()
+        if self.fused_eligible():
+            from .fused import fused_explicit_sequence
+
+            out = fused_explicit_sequence(self, u_seq, h0)
+            n = u_seq.shape[0]
+            self.last_stats.update(nfev=len(self._needed) * self.substeps * n, steps=self.substeps * n,
+                                   fused=True)
+            return out
+        outs = []
+        h = h0
+        T = u_seq.shape[0]
+        linear = self.input_interpolation == "linear"
+        for k in range(T):
+            u_next = u_seq[k + 1] if linear and k + 1 < T else None
+            h = self.step_projected(u_seq[k], h, t0 + k * self.dt, u_next)
+            outs.append(h)
+        return torch.stack(outs, 0)

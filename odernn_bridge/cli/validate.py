@@ -1,0 +1,123 @@
+"""``odernn validate``: cross-validate a method against a reference backend.
+
+    odernn validate --method Tsit5 --problem vanderpol --backend auto --out run.nc --plot errors.png
+    odernn validate --all --problem kepler --out sweep.nc        # every explicit method
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser("validate", help="cross-validate a method against a reference backend",
+                              description="Step-by-step cross-validation and observed convergence order.")
+    p.add_argument("--method", "-m", action="append", default=None,
+                   help="catalogue method name (repeatable); default Tsit5 (RK4 if Tsit5 is not in the catalogue)")
+    p.add_argument("--all", action="store_true", help="sweep every explicit catalogue method")
+    p.add_argument("--problem", "-p", default="vanderpol",
+                   help="problem name (linear, vanderpol, lorenz, lotka_volterra, kepler, vanderpol_mild)")
+    p.add_argument("--backend", "-b", default="auto", choices=("auto", "scipy", "julia"))
+    p.add_argument("--dts", type=float, nargs="+", default=None, help="step sizes (default: automatic)")
+    p.add_argument("--n-dts", type=int, default=6, help="number of automatic step sizes (default 6)")
+    p.add_argument("--tolerance", type=float, default=0.3, help="allowed |observed - nominal| order")
+    p.add_argument("--out", "-o", default=None, help="write the Dataset to this NetCDF file")
+    p.add_argument("--plot", default=None, help="write a log-log error plot (PNG/PDF/SVG)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=handler)
+
+
+def _default_method() -> str:
+    from ..methods.catalogue import list_methods
+
+    names = list_methods()
+    return "Tsit5" if "Tsit5" in names else "RK4"
+
+
+def handler(args: argparse.Namespace) -> int:
+    from .. import io
+    from ..validate import validate, validate_sweep
+
+    if args.n_dts < 2:
+        raise ValueError(f"--n-dts: expected an integer >= 2, got {args.n_dts}")
+    methods = None if args.all else (args.method or [_default_method()])
+    if methods is not None and len(methods) == 1:
+        ds = validate(methods[0], args.problem, args.dts, args.backend, n_dts=args.n_dts, tolerance=args.tolerance)
+        print(_report(ds))
+        ok = ds.attrs["verdict"] == "pass"
+    else:
+        ds = validate_sweep(methods, args.problem, args.dts, args.backend, n_dts=args.n_dts,
+                            tolerance=args.tolerance, progress=not args.quiet)
+        print(_sweep_report(ds))
+        ok = bool((ds.verdict.values == "pass").all())
+    if args.out:
+        io.to_netcdf(ds, args.out)
+        print(f"wrote {args.out}")
+    if args.plot:
+        plot_errors(ds, args.plot)
+        print(f"wrote {args.plot}")
+    return 0 if ok else 1
+
+
+def _report(ds: Any) -> str:
+    a = ds.attrs
+    lines = [f"{a['method']} on {a['problem']} — backend {a['backend']} ({a['backend_versions']}), "
+             f"stepper: {a['stepper']}",
+             f"{'dt':>12} {'final error':>12} {'order':>6}"]
+    for dt, e, o in zip(ds.dt.values, ds.final_error.values, ds.pairwise_order.values):
+        lines.append(f"{dt:12.4e} {e:12.3e} {'' if o != o else f'{o:6.2f}':>6}")
+    lines.append(f"observed order {float(ds.observed_order):.2f} (local {float(ds.observed_local_order):.2f}), "
+                 f"nominal {int(ds.nominal_order)}: {a['verdict']}")
+    return "\n".join(lines)
+
+
+def _sweep_report(ds: Any) -> str:
+    lines = [f"{'method':<18} {'nominal':>7} {'observed':>8}  verdict"]
+    for m, p, o, v in zip(ds.method.values, ds.nominal_order.values, ds.observed_order.values, ds.verdict.values):
+        lines.append(f"{m:<18} {int(p):>7} {o:8.2f}  {v}")
+    lines.append(f"{ds.attrs['passed']}/{ds.attrs['methods']} passed on {ds.attrs['problem']} "
+                 f"(backend {ds.attrs['backend']})")
+    return "\n".join(lines)
+
+
+def plot_errors(ds: Any, path: str) -> None:
+    """Log–log plot of final error against dt (one line per method for sweeps), with the
+    nominal-order slope for reference; written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from ..io import atomic_save
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    if "method" in ds.dims:
+        for i, m in enumerate(ds.method.values):
+            dt = ds.dt.values[i]
+            e = ds.final_error.values[i]
+            ok = np.isfinite(dt) & np.isfinite(e) & (e > 0)
+            ax.loglog(dt[ok], e[ok], "o-", label=f"{m} ({float(ds.observed_order.values[i]):.2f})")
+        ax.set_title(f"final error on {ds.attrs['problem']}")
+    else:
+        dt, e = ds.dt.values, ds.final_error.values
+        ax.loglog(dt, e, "o-", label=f"final error (order {float(ds.observed_order):.2f})")
+        local = np.nanmax(ds.local_error.values, axis=1)
+        ax.loglog(dt, local, "s--", label=f"max local error (order {float(ds.observed_local_order):.2f})")
+        p = int(ds.nominal_order)
+        ax.loglog(dt, e[-1] * (dt / dt[-1]) ** p, "k:", label=f"slope {p}")
+        ax.set_title(f"{ds.attrs['method']} on {ds.attrs['problem']}: {ds.attrs['verdict']}")
+    ax.set_xlabel("dt")
+    ax.set_ylabel("max-norm error")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    suffix = "." + path.rsplit(".", 1)[-1] if "." in path else ".png"
+    atomic_save(path, lambda tmp: fig.savefig(tmp, format=suffix[1:] if suffix != ".tmp" else "png"), suffix=suffix)
+    plt.close(fig)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(0)

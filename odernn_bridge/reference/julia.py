@@ -1,0 +1,439 @@
+"""The Julia reference backend: DifferentialEquations.jl through juliacall.
+
+Nothing here imports juliacall at module import.  :func:`detect` answers "is Julia
+usable?" cheaply and never hangs: no juliacall → no; otherwise juliacall is imported with
+``PYTHON_JULIAPKG_OFFLINE=yes`` (set with ``setdefault``) unless a Julia executable is
+known, so a missing Julia fails in a fraction of a second instead of downloading one.
+Asking for the backend where Julia is not usable raises
+:class:`~odernn_bridge.JuliaUnavailableError` with an install hint.
+
+Once loaded, ``julia_src/ODERNNBridge.jl`` is ``include``-d into a fresh module made with
+``juliacall.newmodule("ODERNNBridgeHost")`` (never ``Main``).  Julia errors are translated
+into the project's exceptions (:func:`translate_error`), Julia arrays into float64 NumPy
+arrays (:func:`to_numpy`).  ``diffeqpy`` is touched only where ``julia`` is on PATH
+(:func:`diffeqpy_module`): without it diffeqpy starts an interactive installer.
+
+Catalogue names follow OrdinaryDiffEq's algorithm names; the Julia tableau constructors use
+the DiffEqDevTools names (``Tsit5`` → ``Tsitouras5``): :data:`TABLEAU_NAMES` maps them.
+
+>>> tableau_name("Tsit5"), tableau_name("Feagin14"), tableau_name("julia:GL4")
+('Tsitouras5', 'Feagin14', 'GL4')
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import ConvergenceError, JuliaUnavailableError, OdernnError, UnknownMethodError
+from ..methods.tableau import ButcherTableau
+from .backend import Backend, Method, Solution, _as_method
+from .problems import Problem, get_problem
+
+__all__ = ["JuliaBackend", "resolve_method", "detect", "tableau_name", "TABLEAU_NAMES", "INSTALL_HINT",
+           "julia_source_path", "translate_error", "to_numpy", "select_scheme", "diffeqpy_module"]
+
+INSTALL_HINT = (
+    "install the Julia extra with `pip install 'odernn_bridge[julia]'` (juliacall); on first use "
+    "juliacall installs Julia and the packages declared in odernn_bridge/juliapkg.json "
+    "(OrdinaryDiffEq, DiffEqDevTools, DiffEqBase, OrdinaryDiffEq*Tableaus). With a Julia already "
+    "installed (https://julialang.org/install, juliaup), set PYTHON_JULIAPKG_EXE to its `julia`.")
+
+#: catalogue (OrdinaryDiffEq algorithm) name -> DiffEqDevTools / OrdinaryDiffEq*Tableaus name
+TABLEAU_NAMES: dict[str, str] = {
+    "Tsit5": "Tsitouras5",
+    "DP5": "DormandPrince",
+    "DP8": "DormandPrince8",
+    "BS3": "BogakiShampine3",
+    "BS5": "BogakiShampine5",
+    "Vern6": "VernerEfficient6",
+    "Vern7": "VernerEfficient7",
+    "Vern9": "VernerEfficient9",
+    "ImplicitMidpoint": "MidpointRule",
+    "Trapezoid": "TrapezoidalRule",
+}
+
+
+def tableau_name(name: str) -> str:
+    """The Julia tableau-constructor name for a catalogue or prefixed name."""
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"name: expected a method name, got {name!r}")
+    n = name.strip()
+    if n.lower().startswith("julia:"):
+        n = n[len("julia:"):]
+    if n.startswith("construct"):
+        n = n[len("construct"):]
+    return TABLEAU_NAMES.get(n, n)
+
+
+def select_scheme(module_names: Sequence[str]) -> str:
+    """Which naming scheme the Julia shim resolves first, given the tableau modules loaded:
+    ``"split"`` (OrdinaryDiffEqExplicitTableaus / ImplicitTableaus: ``RK4()``) or
+    ``"construct"`` (DiffEqDevTools: ``constructRK4()``).
+
+    >>> select_scheme(["OrdinaryDiffEqExplicitTableaus", "DiffEqDevTools"])
+    'split'
+    >>> select_scheme(["DiffEqDevTools"])
+    'construct'
+    """
+    split = {"OrdinaryDiffEqExplicitTableaus", "OrdinaryDiffEqImplicitTableaus"}
+    return "split" if any(str(m) in split for m in module_names) else "construct"
+
+
+def julia_source_path() -> Path:
+    """Where ``ODERNNBridge.jl`` is: ``$ODERNN_BRIDGE_JULIA_SRC``, the package's ``julia/``
+    folder (wheels), or the repository's ``julia_src/``."""
+    env = os.environ.get("ODERNN_BRIDGE_JULIA_SRC")
+    candidates = [Path(env)] if env else []
+    here = Path(__file__).resolve()
+    candidates += [here.parents[1] / "julia" / "ODERNNBridge.jl", here.parents[2] / "julia_src" / "ODERNNBridge.jl"]
+    for c in candidates:
+        if c.is_file():
+            return c
+    raise JuliaUnavailableError(f"ODERNNBridge.jl not found (looked in {', '.join(map(str, candidates))}); "
+                                "set ODERNN_BRIDGE_JULIA_SRC to its path")
+
+
+def to_numpy(x: Any, dtype: Any = np.float64) -> np.ndarray:
+    """A Julia array (juliacall ArrayValue), sequence or number as a NumPy array."""
+    arr = np.array(x, dtype=dtype)
+    if not np.all(np.isfinite(arr)):
+        from ..errors import NonFiniteError
+
+        raise NonFiniteError("Julia returned NaN or Inf")
+    return arr
+
+
+def translate_error(exc: BaseException) -> OdernnError:
+    """Map a Julia exception (juliacall ``JuliaError``) onto the project's exceptions."""
+    text = str(exc)
+    if "unknown tableau" in text:
+        m = re.search(r'unknown tableau "([^"]+)"', text)
+        err: OdernnError = UnknownMethodError(f"julia:{m.group(1) if m else '?'}")
+        err.args = (f"{err.args[0]} — Julia: {text.splitlines()[0]}",)
+        return err
+    if "ArgumentError" in text or "DomainError" in text or "DimensionMismatch" in text:
+        return _JuliaValueError(f"Julia rejected the input: {text.splitlines()[0] if text else type(exc).__name__}")
+    if "Newton" in text or "converge" in text.lower() or "MaxIters" in text or "dt <= dtmin" in text:
+        return ConvergenceError(f"Julia solver failed: {text.splitlines()[0]}")
+    return _JuliaRuntimeError(f"Julia error: {text.splitlines()[0] if text else type(exc).__name__}")
+
+
+class _JuliaValueError(OdernnError, ValueError):
+    """Julia rejected an argument (ArgumentError, DomainError, DimensionMismatch)."""
+
+
+class _JuliaRuntimeError(OdernnError, RuntimeError):
+    """Any other Julia error."""
+
+
+# ---------------------------------------------------------------------------------------
+# detection and loading
+# ---------------------------------------------------------------------------------------
+
+_STATE: dict[str, Any] = {"checked": False, "reason": None, "session": None}
+_LOCK = threading.Lock()
+
+
+def _exe_hint() -> str | None:
+    exe = os.environ.get("PYTHON_JULIAPKG_EXE")
+    if exe and os.path.isfile(exe) and os.access(exe, os.X_OK):
+        return exe
+    return shutil.which("julia") or shutil.which("juliaup")
+
+
+class _Session:
+    """A loaded Julia: ``seval`` (in the host module), ``mod`` (ODERNNBridge), ``error_type``."""
+
+    def __init__(self, seval: Any, mod: Any, error_type: type[BaseException], juliacall_version: str) -> None:
+        self.seval = seval
+        self.mod = mod
+        self.error_type = error_type
+        self.juliacall_version = juliacall_version
+
+
+def _load_session() -> _Session:
+    if importlib.util.find_spec("juliacall") is None:
+        raise JuliaUnavailableError(f"the Julia backend needs juliacall, which is not installed; {INSTALL_HINT}")
+    if _exe_hint() is None:
+        # no Julia known: only *detect* — never let juliacall download one (it may hang)
+        os.environ.setdefault("PYTHON_JULIAPKG_OFFLINE", "yes")
+    try:
+        import juliacall  # noqa: PLC0415 - lazily, on purpose
+    except BaseException as exc:  # juliacall raises plain Exception, OSError, URLError, EOFError...
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise JuliaUnavailableError(f"Julia could not be started through juliacall ({type(exc).__name__}: "
+                                    f"{str(exc).splitlines()[0] if str(exc) else ''}); {INSTALL_HINT}") from exc
+    src = julia_source_path()
+    try:
+        host = juliacall.newmodule("ODERNNBridgeHost")
+        host.seval(f"include({_julia_string(str(src))})")
+        mod = host.seval("ODERNNBridge")
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise JuliaUnavailableError(f"Julia started but ODERNNBridge.jl failed to load ({str(exc).splitlines()[0]}); "
+                                    f"are its packages installed? {INSTALL_HINT}") from exc
+    return _Session(host.seval, mod, getattr(juliacall, "JuliaError", Exception),
+                    getattr(juliacall, "__version__", "unknown"))
+
+
+def _julia_string(s: str) -> str:
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+
+
+def detect() -> tuple[bool, str]:
+    """``(usable, reason)``; cached.  Without juliacall this returns at once; with juliacall but
+    no Julia it fails within about a second (offline import)."""
+    with _LOCK:
+        if not _STATE["checked"]:
+            try:
+                _STATE["session"] = _load_session()
+                _STATE["reason"] = ""
+            except JuliaUnavailableError as exc:
+                _STATE["session"] = None
+                _STATE["reason"] = str(exc)
+            _STATE["checked"] = True
+        return _STATE["session"] is not None, _STATE["reason"]
+
+
+def diffeqpy_module() -> Any:
+    """``diffeqpy.de`` where a ``julia`` executable is on PATH (diffeqpy otherwise starts an
+    interactive installer); raises :class:`JuliaUnavailableError` elsewhere."""
+    if shutil.which("julia") is None:
+        raise JuliaUnavailableError(f"diffeqpy needs `julia` on PATH; {INSTALL_HINT}")
+    if importlib.util.find_spec("diffeqpy") is None:
+        raise JuliaUnavailableError("diffeqpy is not installed (pip install diffeqpy)")
+    from diffeqpy import de  # noqa: PLC0415
+
+    return de
+
+
+# ---------------------------------------------------------------------------------------
+# the backend
+# ---------------------------------------------------------------------------------------
+
+class JuliaBackend(Backend):
+    """OrdinaryDiffEq / DiffEqDevTools as the reference (see module docstring).
+
+    ``session`` injects an already loaded Julia (or an in-process stand-in for glue tests);
+    by default the shared session is loaded on first use.
+    """
+
+    name = "julia"
+
+    def __init__(self, session: Any | None = None, *, bigfloat_ground_truth: bool = True) -> None:
+        self._session = session
+        self._rhs_cache: dict[str, Any] = {}
+        self._tab_cache: dict[int, tuple[Method, Any]] = {}
+        self.bigfloat_ground_truth = bigfloat_ground_truth
+
+    # -- availability -----------------------------------------------------------------
+    def available(self) -> bool:
+        if self._session is not None:
+            return True
+        return detect()[0]
+
+    def unavailable_reason(self) -> str:
+        return "" if self.available() else detect()[1]
+
+    def ensure_available(self) -> None:
+        """Raise :class:`JuliaUnavailableError` (fast) unless Julia is usable."""
+        if not self.available():
+            raise JuliaUnavailableError(detect()[1] or f"Julia is not available; {INSTALL_HINT}")
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            self.ensure_available()
+            self._session = _STATE["session"]
+        return self._session
+
+    def _call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
+        s = self.session
+        try:
+            return getattr(s.mod, fn)(*args, **kwargs)
+        except s.error_type as exc:
+            raise translate_error(exc) from exc
+
+    def version_info(self) -> dict[str, str]:
+        info = {str(k): str(v) for k, v in dict(self._call("versions")).items()}
+        info["juliacall"] = str(getattr(self.session, "juliacall_version", "unknown"))
+        info["naming_scheme"] = str(self._call("naming_scheme"))
+        return info
+
+    # -- methods --------------------------------------------------------------------------
+    def tableau(self, name: str) -> ButcherTableau:
+        jname = tableau_name(name)
+        A, b, c, bemb, order, emb_order, kind, source = self._call("export_tableau", jname)
+        A, b, c = to_numpy(A), to_numpy(b), to_numpy(c)
+        bemb = to_numpy(bemb)
+        if A.ndim != 2 or A.shape != (b.size, b.size) or c.shape != b.shape:
+            raise _JuliaValueError(f"tableau {jname}: inconsistent shapes from Julia A{A.shape} b{b.shape} c{c.shape}")
+        has_emb = bemb.size == b.size and int(emb_order) > 0
+        label = name.strip()
+        label = label if label.lower().startswith("julia:") else f"julia:{label}"
+        return ButcherTableau(A, b, c, bemb if has_emb else None, order=int(order), name=label,
+                              embedded_order=int(emb_order) if has_emb else None,
+                              description=f"exported from Julia {source}", check_row_sums=False, verify=False)
+
+    def supports(self, method: str | Method) -> bool:
+        m = _as_method(method)
+        return isinstance(m, ButcherTableau) and m.kind == "explicit"
+
+    def handles(self, problem: Problem | str) -> bool:
+        prob = get_problem(problem)
+        return prob.julia_rhs is not None and not prob.segmented
+
+    def _jl_tableau(self, method: Method) -> Any:
+        if not isinstance(method, ButcherTableau):
+            raise TypeError(f"method: the Julia backend runs Runge-Kutta tableaux, got {type(method).__name__}")
+        key = id(method)
+        hit = self._tab_cache.get(key)
+        if hit is None or hit[0] is not method:
+            kw: dict[str, Any] = {}
+            if method.b_embedded is not None:
+                kw = {"b_embedded": np.ascontiguousarray(method.b_embedded),
+                      "embedded_order": int(method.embedded_order or 0)}
+            tab = self._call("tableau_from_arrays", np.ascontiguousarray(method.A), np.ascontiguousarray(method.b),
+                             np.ascontiguousarray(method.c), int(method.order), **kw)
+            self._tab_cache[key] = (method, tab)
+            return tab
+        return hit[1]
+
+    def _rhs(self, prob: Problem) -> Any:
+        if not self.handles(prob):
+            raise ValueError(f"problem: {prob.name!r} has no Julia right-hand side (julia_rhs) or has an input "
+                             "sequence; use the SciPy backend for it")
+        src = prob.julia_rhs
+        if src not in self._rhs_cache:
+            try:
+                self._rhs_cache[src] = self.session.seval(src)
+            except self.session.error_type as exc:
+                raise translate_error(exc) from exc
+        return self._rhs_cache[src]
+
+    def _args(self, prob: Problem) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+        return (self._rhs(prob), np.array(prob.u0, dtype=np.float64), np.array(prob.tspan, dtype=np.float64),
+                np.array(prob.julia_params, dtype=np.float64))
+
+    # -- solving ----------------------------------------------------------------------------
+    def solve(self, problem: Problem | str, method: str | Method | None = None, *, dt: float | None = None,
+              alg: str | None = None, rtol: float | None = None, atol: float | None = None,
+              saveat: Sequence[float] | np.ndarray | None = None) -> Solution:
+        prob = get_problem(problem)
+        f, u0, tspan, p = self._args(prob)
+        if method is not None:
+            if dt is None or not dt > 0:
+                raise ValueError(f"dt: a fixed-step solve with a method needs a positive dt, got {dt!r}")
+            m = _as_method(method)
+            if not self.supports(m):
+                raise ValueError(f"method: the Julia backend steps explicit tableaux with ExplicitRK; "
+                                 f"{m.name} is {getattr(m, 'kind', 'multistep')}")
+            t, U = self._call("solve_fixed", f, u0, tspan, p, self._jl_tableau(m), float(dt))
+            t, U = to_numpy(t), to_numpy(U)
+            n = int(round((prob.tspan[1] - prob.tspan[0]) / dt))
+            if t.size != n + 1:
+                raise _JuliaRuntimeError(f"ExplicitRK took {t.size - 1} steps where {n} were expected")
+            sol = Solution(t, U.reshape(t.size, -1), self.name, m.name, dt=float(dt), alg="ExplicitRK")
+            if saveat is not None:
+                from .scipy_backend import _select
+
+                sol = _select(sol, saveat)
+            return sol
+        times = _saveat(prob, saveat)
+        alg = alg or "Vern9"
+        rtol = 1e-14 if rtol is None else float(rtol)
+        atol = 1e-14 if atol is None else float(atol)
+        t, U = self._call("solve_reference", f, u0, tspan, p, times, abstol=atol, reltol=rtol, alg=alg)
+        return Solution(to_numpy(t), to_numpy(U).reshape(len(times), -1), self.name, f"OrdinaryDiffEq.{alg}",
+                        alg=alg, rtol=rtol, atol=atol)
+
+    def step(self, problem: Problem | str, method: str | Method, t: float, u: np.ndarray, dt: float,
+             segment: int = 0) -> np.ndarray:
+        prob = get_problem(problem)
+        m = _as_method(method)
+        if not self.supports(m):
+            raise ValueError(f"method: the Julia backend steps explicit tableaux only, got {m.name}")
+        u = np.asarray(u, dtype=np.float64)
+        U = np.ascontiguousarray(u.reshape(-1, prob.dim))
+        f, _, _, p = self._args(prob)
+        out = to_numpy(self._call("step_many", f, U, float(t), float(dt), p, self._jl_tableau(m)))
+        return out.reshape(u.shape)
+
+    def reference(self, problem: Problem | str, saveat: Sequence[float] | np.ndarray) -> np.ndarray:
+        prob = get_problem(problem)
+        if prob.exact is not None:
+            return np.stack([np.asarray(prob.exact(float(t)), dtype=np.float64) for t in _saveat(prob, saveat)])
+        return self.solve(prob, saveat=saveat).u
+
+    def ground_truth(self, problem: Problem | str, saveat: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Vern9 in BigFloat at 1e-25 tolerances (exact solution where known)."""
+        prob = get_problem(problem)
+        times = _saveat(prob, saveat)
+        if prob.exact is not None:
+            return self.reference(prob, times)
+        if not self.bigfloat_ground_truth:
+            return self.reference(prob, times)
+        f, u0, tspan, p = self._args(prob)
+        t, U = self._call("solve_reference", f, u0, tspan, p, times, abstol=1e-25, reltol=1e-25, bigfloat=True)
+        return to_numpy(U).reshape(len(times), -1)
+
+    def convergence(self, problem: Problem | str, method: str | Method, dts: Sequence[float]) -> tuple[np.ndarray, float]:
+        """DiffEqDevTools' ``analyticless_test_convergence`` (Vern9 reference): final errors and
+        estimated order."""
+        prob = get_problem(problem)
+        f, u0, tspan, p = self._args(prob)
+        errs, order = self._call("convergence", f, u0, tspan, p, self._jl_tableau(_as_method(method)),
+                                 np.asarray(dts, dtype=np.float64))
+        return to_numpy(errs), float(order)
+
+    # -- stability ------------------------------------------------------------------------------
+    def _tab_for_stability(self, method: str | Method) -> Any:
+        if isinstance(method, str):
+            try:
+                return self._jl_tableau(_as_method(method))
+            except UnknownMethodError:
+                return self._call("find_tableau", tableau_name(method))
+        return self._jl_tableau(method)
+
+    def stability(self, method: str | Method, z: Any) -> np.ndarray:
+        z = np.asarray(z, dtype=np.complex128)
+        out = to_numpy(self._call("stability", self._tab_for_stability(method), np.ascontiguousarray(z.reshape(-1))),
+                       dtype=np.complex128)
+        return out.reshape(z.shape)
+
+    def real_stability_interval(self, method: str | Method) -> float:
+        return float(self._call("real_stability_interval", self._tab_for_stability(method)))
+
+    def imag_stability_interval(self, method: str | Method) -> float:
+        return float(self._call("imag_stability_interval", self._tab_for_stability(method)))
+
+
+def _saveat(prob: Problem, saveat: Any) -> np.ndarray:
+    from .scipy_backend import _times
+
+    return _times(prob, saveat)
+
+
+def resolve_method(name: str) -> ButcherTableau:
+    """Catalogue plugin for ``"julia:NAME"``: the tableau Julia knows as NAME.
+
+    Raises :class:`~odernn_bridge.JuliaUnavailableError` (within a second) without Julia.
+    """
+    start = time.perf_counter()
+    backend = JuliaBackend()
+    if not backend.available():
+        raise JuliaUnavailableError(f"julia:{name} needs the Julia backend ({detect()[1]}) "
+                                    f"[checked in {time.perf_counter() - start:.2f}s]")
+    return backend.tableau(name)
+

@@ -1,0 +1,382 @@
+"""Step-by-step cross-validation and observed convergence order.
+
+For each step size ``dt`` the method (or cell) integrates the problem with fixed steps; the
+reference backend supplies the reference trajectory on the same grid.  Recorded per step:
+
+* the **global error** ``‖u_n − u_ref(t_n)‖∞``;
+* the **local error** ``‖Φ_dt(u_ref(t_{n−1})) − u_ref(t_n)‖∞`` — one step from the reference
+  state (all steps at once, as a batch).
+
+The **observed order** is the least-squares slope of ``log(final error)`` against
+``log(dt)``; the verdict compares it with the method's nominal order (± ``tolerance``).
+``dts=None`` halves ``dt`` from a coarse grid until the error reaches round-off territory
+and keeps the finest levels whose errors lie in the asymptotic window
+``[floor, ceiling]`` (relative to the solution's size).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
+
+from ..methods.catalogue import get_method
+from ..methods.multistep import LinearMultistep
+from ..methods.tableau import ButcherTableau
+from ..reference.backend import Backend, get_backend
+from ..reference.problems import Problem, get_problem
+from .steppers import CellStepper, MethodStepper, Stepper, field_problem, is_cell
+
+if TYPE_CHECKING:  # pragma: no cover
+    import xarray as xr
+
+__all__ = ["validate", "validate_sweep", "observed_order", "verdict", "DEFAULT_TOLERANCE"]
+
+logger = logging.getLogger("odernn_bridge.validate")
+
+DEFAULT_TOLERANCE = 0.3
+_FLOOR = 1e-12        # errors below floor·scale are round-off/reference territory
+_CEILING = 1e-2       # errors above ceiling·scale are pre-asymptotic
+_MAX_STEPS = 8192
+
+
+def observed_order(dts: Sequence[float], errors: Sequence[float]) -> float:
+    """Least-squares slope of ``log(error)`` against ``log(dt)`` (NaN with < 2 usable points).
+
+    >>> round(observed_order([0.1, 0.05, 0.025], [1e-4, 6.25e-6, 3.90625e-7]), 6)
+    4.0
+    """
+    d = np.asarray(dts, dtype=float)
+    e = np.asarray(errors, dtype=float)
+    ok = np.isfinite(e) & (e > 0) & np.isfinite(d) & (d > 0)
+    if ok.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(d[ok]), np.log(e[ok]), 1)[0])
+
+
+def verdict(observed: float, nominal: int, tolerance: float = DEFAULT_TOLERANCE, levels: int = 3) -> str:
+    """``"pass"`` when ``|observed - nominal| ≤ tolerance``; ``"fail: order too low/high"``;
+    ``"inconclusive"`` with fewer than 3 levels in the asymptotic range.
+
+    >>> verdict(3.9, 4), verdict(3.2, 4), verdict(float("nan"), 4)
+    ('pass', 'fail: order too low', 'inconclusive')
+    """
+    if levels < 3 or not math.isfinite(observed):
+        return "inconclusive"
+    if abs(observed - nominal) <= tolerance:
+        return "pass"
+    return "fail: order too low" if observed < nominal else "fail: order too high"
+
+
+@dataclass
+class _Level:
+    dt: float
+    n: int
+    U: np.ndarray       # (n+1, d)
+    final_error: float
+
+
+class _ReferenceGrid:
+    """Reference states on ``t0 + j·T/N`` grids, computed once on the finest grid and sliced."""
+
+    def __init__(self, backend: Backend, prob: Problem, ground_truth: bool) -> None:
+        self.backend = backend
+        self.prob = prob
+        self.ground_truth = ground_truth
+        self._cache: dict[int, np.ndarray] = {}
+        self._final: np.ndarray | None = None
+
+    def grid(self, n: int) -> np.ndarray:
+        for N, U in self._cache.items():
+            if N % n == 0:
+                return U[:: N // n]
+        t0, t1 = self.prob.tspan
+        U = np.asarray(self.backend.reference(self.prob, t0 + (t1 - t0) * np.arange(n + 1) / n))
+        self._cache[n] = U
+        return U
+
+    def prefetch(self, n: int) -> None:
+        self.grid(n)
+
+    def final(self) -> np.ndarray:
+        if self._final is None:
+            t1 = self.prob.tspan[1]
+            gt = getattr(self.backend, "ground_truth", None)
+            if self.ground_truth and gt is not None:
+                self._final = np.asarray(gt(self.prob, [t1]))[-1]
+            else:
+                self._final = self.grid(1)[-1]
+        return self._final
+
+
+def _resolve(method_or_cell: Any, prob: Problem, backend: Backend) -> Stepper:
+    if is_cell(method_or_cell):
+        return CellStepper(method_or_cell, prob)
+    if isinstance(method_or_cell, (str, ButcherTableau, LinearMultistep)):
+        return MethodStepper(get_method(method_or_cell), backend)
+    raise TypeError("method_or_cell: expected a method name, a ButcherTableau/LinearMultistep or an RK cell, "
+                    f"got {type(method_or_cell).__name__}")
+
+
+def _resolve_problem(problem: Any, method_or_cell: Any, *, steps: int = 8) -> Problem:
+    if isinstance(problem, str) and problem.strip().lower() in ("field", "cell", "own"):
+        if not is_cell(method_or_cell):
+            raise ValueError("problem: 'field' validates a cell on its own field; pass an RK cell")
+        cell = method_or_cell
+        return field_problem(cell.field, input_dt=float(cell.dt), steps=steps)
+    return get_problem(problem)
+
+
+def _units(prob: Problem) -> tuple[float, int]:
+    """(span, base number of steps): grids must fit the input segments."""
+    t0, t1 = prob.tspan
+    return t1 - t0, (prob.n_segments if prob.segmented else 1)
+
+
+def _run_level(stepper: Stepper, prob: Problem, ref: _ReferenceGrid, n: int) -> _Level:
+    span, _ = _units(prob)
+    dt = span / n
+    U = stepper.trajectory(prob, dt)
+    if U.shape[0] != n + 1:
+        raise RuntimeError(f"stepper returned {U.shape[0]} states for {n} steps")
+    err = float(np.max(np.abs(U[-1] - ref.final()))) if np.all(np.isfinite(U[-1])) else float("inf")
+    return _Level(dt, n, U, err)
+
+
+def _settled(levels: list[_Level], n_dts: int, floor: float, ceiling: float, spread: float = 0.25) -> bool:
+    """Enough levels in the window and the last pairwise orders agree (asymptotic regime)."""
+    tail = levels[-n_dts:]
+    if len(tail) < n_dts or not all(floor <= lv.final_error <= ceiling for lv in tail):
+        return False
+    orders = [math.log(a.final_error / b.final_error) / math.log(a.dt / b.dt) for a, b in zip(tail, tail[1:])]
+    return max(orders) - min(orders) <= spread
+
+
+def _auto_levels(stepper: Stepper, prob: Problem, ref: _ReferenceGrid, n_dts: int, floor: float,
+                 ceiling: float, max_steps: int) -> list[_Level]:
+    span, base = _units(prob)
+    n = base * (1 if prob.segmented else 4)
+    levels: list[_Level] = []
+    while n <= max_steps:
+        try:
+            lv = _run_level(stepper, prob, ref, n)
+        except (FloatingPointError, ArithmeticError, RuntimeError) as exc:  # blew up at a coarse dt
+            logger.debug("dt=%g failed: %s", span / n, exc)
+            n *= 2
+            continue
+        levels.append(lv)
+        if lv.final_error < floor:
+            break
+        if _settled(levels, n_dts, floor, ceiling):
+            break
+        n *= 2
+    usable = [lv for lv in levels if math.isfinite(lv.final_error) and lv.final_error >= floor]
+    window = [lv for lv in usable if lv.final_error <= ceiling]
+    if len(window) < n_dts:
+        # low orders reach the ceiling late: add the next coarser levels (error ≤ 100·ceiling)
+        extra = [lv for lv in usable if ceiling < lv.final_error <= 100 * ceiling]
+        window = (extra + window)[-n_dts:] if window else usable[-n_dts:]
+    return window[-n_dts:]
+
+
+def validate(method_or_cell: Any, problem: str | Problem = "vanderpol", dts: Sequence[float] | None = None,
+             backend: str | Backend = "auto", *, n_dts: int = 6, tolerance: float = DEFAULT_TOLERANCE,
+             floor: float = _FLOOR, ceiling: float = _CEILING, max_steps: int = _MAX_STEPS,
+             ground_truth: bool = True, field_steps: int = 8) -> "xr.Dataset":
+    """Cross-validate a method or an RK cell against a reference backend.
+
+    Args:
+        method_or_cell: catalogue name, ``ButcherTableau``/``LinearMultistep``, or an
+            :class:`~odernn_bridge.cells.RKCell` (stepped by torch, in float64).
+        problem: a problem name (:func:`~odernn_bridge.reference.list_problems`), a
+            :class:`~odernn_bridge.reference.Problem`, or ``"field"`` — a cell's own field
+            driven by a seeded input sequence of ``field_steps`` steps of ``cell.dt``.
+        dts: step sizes (each must divide the time span, or the input step); ``None`` picks
+            ``n_dts`` halving steps in the asymptotic range.
+        backend: ``"auto"`` | ``"scipy"`` | ``"julia"`` | a Backend.
+        tolerance: allowed ``|observed − nominal|`` order.
+        floor, ceiling: asymptotic window for the final error, relative to ``max|u_ref|``.
+        ground_truth: use the backend's high-precision ground truth (mpmath) for the final
+            value where it has one.
+
+    Returns:
+        ``xarray.Dataset`` with dims ``dt``, ``step``, ``component``: ``time(dt, step)``,
+        ``global_error(dt, step)``, ``local_error(dt, step)``, ``final_error(dt)``,
+        ``pairwise_order(dt)``, ``solution_final(dt, component)``,
+        ``reference_final(component)``, scalars ``observed_order``, ``observed_local_order``,
+        ``nominal_order``, ``order_ok``; attrs name the method, problem, stepper, backend and
+        versions, tolerances and the ``verdict``.
+
+    >>> ds = validate("RK4", "linear", dts=[0.1, 0.05, 0.025], backend="scipy")
+    >>> round(float(ds.observed_order), 1), ds.attrs["verdict"]
+    (4.0, 'pass')
+    """
+    be = get_backend(backend)
+    if not isinstance(n_dts, int) or n_dts < 2:
+        raise ValueError(f"n_dts: expected an integer >= 2, got {n_dts!r}")
+    if not (isinstance(tolerance, (int, float)) and tolerance > 0):
+        raise ValueError(f"tolerance: expected a positive number, got {tolerance!r}")
+    prob = _resolve_problem(problem, method_or_cell, steps=field_steps)
+    if not be.handles(prob):
+        logger.info("backend %s cannot evaluate problem %s; using the SciPy backend for it", be.name, prob.name)
+        be = get_backend("scipy")
+    stepper = _resolve(method_or_cell, prob, be)
+    ref = _ReferenceGrid(be, prob, ground_truth)
+    scale = max(1.0, float(np.max(np.abs(ref.final()))))
+    span, base = _units(prob)
+    if dts is None:
+        levels = _auto_levels(stepper, prob, ref, n_dts, floor * scale, ceiling * scale, max_steps)
+        if not levels:
+            raise RuntimeError(f"validate: no step size in the asymptotic range for {stepper.method.name} "
+                               f"on {prob.name} (errors below the floor or above the ceiling everywhere)")
+    else:
+        dts_arr = np.atleast_1d(np.asarray(dts, dtype=np.float64))
+        if dts_arr.ndim != 1 or dts_arr.size < 1 or not np.all(np.isfinite(dts_arr)) or np.any(dts_arr <= 0):
+            raise ValueError(f"dts: expected a 1-D sequence of positive step sizes, got {dts!r}")
+        levels = []
+        unit = span / base
+        for dt in sorted(dts_arr.tolist(), reverse=True):
+            m = int(round(unit / dt))
+            if m < 1 or abs(m * dt - unit) > 1e-9 * unit:
+                raise ValueError(f"dts: {dt!r} does not divide {'the input step' if prob.segmented else 'the time span'} "
+                                 f"{unit!r} into whole steps")
+            levels.append(_run_level(stepper, prob, ref, m * base))
+    return _assemble(stepper, prob, be, ref, levels, tolerance, floor * scale, ceiling * scale,
+                     auto=dts is None)
+
+
+def _assemble(stepper: Stepper, prob: Problem, be: Backend, ref: _ReferenceGrid, levels: list[_Level],
+              tolerance: float, floor: float, ceiling: float, auto: bool) -> "xr.Dataset":
+    import xarray as xr
+
+    from ..io import provenance
+
+    m = stepper.method
+    nmax = max(lv.n for lv in levels)
+    L, d = len(levels), prob.dim
+    # reference on the union of grids: one reference solve on a common refinement
+    lcm = 1
+    for lv in levels:
+        lcm = lcm * lv.n // math.gcd(lcm, lv.n)
+    if lcm <= 4 * nmax:
+        ref.prefetch(lcm)
+    time = np.full((L, nmax + 1), np.nan)
+    gerr = np.full((L, nmax + 1), np.nan)
+    lerr = np.full((L, nmax + 1), np.nan)
+    finals = np.empty((L, d))
+    k = getattr(m, "steps", 1) if isinstance(m, LinearMultistep) else 1
+    t0 = prob.tspan[0]
+    for i, lv in enumerate(levels):
+        R = ref.grid(lv.n)
+        t = t0 + lv.dt * np.arange(lv.n + 1)
+        time[i, : lv.n + 1] = t
+        gerr[i, : lv.n + 1] = np.max(np.abs(lv.U - R), axis=1)
+        gerr[i, lv.n] = lv.final_error  # against the ground truth
+        if lv.n >= k:
+            if isinstance(m, LinearMultistep):
+                hist = np.stack([R[j: lv.n - k + 1 + j] for j in range(k)])  # (k, n-k+1, d)
+                one = stepper.local_steps(prob, t[: lv.n - k + 1], R[: lv.n - k + 1], lv.dt, history=hist)
+            else:
+                one = stepper.local_steps(prob, t[:-1], R[:-1], lv.dt)
+            lerr[i, k: lv.n + 1] = np.max(np.abs(one - R[k:]), axis=1)
+        finals[i] = lv.U[-1]
+    dts = np.array([lv.dt for lv in levels])
+    fe = np.array([lv.final_error for lv in levels])
+    obs = observed_order(dts, fe)
+    local_max = np.nanmax(lerr, axis=1)
+    obs_local = observed_order(dts, local_max)
+    pair = np.full(L, np.nan)
+    for i in range(1, L):
+        if fe[i] > 0 and fe[i - 1] > 0:
+            pair[i] = math.log(fe[i - 1] / fe[i]) / math.log(dts[i - 1] / dts[i])
+    in_window = int(np.sum((fe >= floor) & (fe <= ceiling)))
+    nominal = int(m.order)
+    v = verdict(obs, nominal, tolerance, levels=L)
+    versions = be.version_info()
+    ds = xr.Dataset(
+        {
+            "time": (("dt", "step"), time, {"long_name": "time of the step", "units": "1"}),
+            "global_error": (("dt", "step"), gerr, {"long_name": "max-norm global error u_n - u_ref(t_n)"}),
+            "local_error": (("dt", "step"), lerr,
+                            {"long_name": "max-norm error of one step from the reference state"}),
+            "final_error": ("dt", fe, {"long_name": "max-norm error at the final time"}),
+            "pairwise_order": ("dt", pair, {"long_name": "order between this and the previous dt"}),
+            "solution_final": (("dt", "component"), finals),
+            "reference_final": ("component", ref.final()),
+            "observed_order": ((), obs, {"long_name": "least-squares slope of log final error vs log dt"}),
+            "observed_local_order": ((), obs_local,
+                                     {"long_name": "least-squares slope of log max local error vs log dt"}),
+            "nominal_order": ((), nominal),
+            "order_ok": ((), v == "pass"),
+        },
+        coords={"dt": dts, "step": np.arange(nmax + 1), "component": np.arange(d)},
+    )
+    ds.attrs = provenance(
+        method=m.name, method_kind=getattr(m, "kind", "multistep"), problem=prob.name,
+        problem_description=prob.description, tspan=list(prob.tspan), stepper=stepper.name,
+        backend=be.name, backend_versions=", ".join(f"{k}={v}" for k, v in versions.items()),
+        reference=("exact solution" if prob.exact is not None and not prob.segmented else
+                   f"{be.name} tight-tolerance reference" + (" + ground truth at t1" if ref.ground_truth else "")),
+        tolerance=float(tolerance), floor=float(floor), ceiling=float(ceiling),
+        levels_in_window=in_window, dts_chosen="auto" if auto else "given", verdict=v,
+    )
+    for k_, v_ in versions.items():
+        ds.attrs[f"version_{k_}"] = v_
+    return ds
+
+
+def validate_sweep(methods: Iterable[Any] | None = None, problem: str | Problem = "vanderpol",
+                   dts: Sequence[float] | None = None, backend: str | Backend = "auto", *,
+                   progress: bool = True, n_dts: int = 6, **kwargs: Any) -> "xr.Dataset":
+    """Validate many methods on one problem (tqdm progress bar); returns a Dataset with dims
+    ``method`` and ``level`` (``dt(method, level)``, ``final_error(method, level)``,
+    ``observed_order(method)``, ``nominal_order(method)``, ``verdict(method)``).
+
+    ``methods=None`` sweeps every explicit catalogue method.
+
+    >>> ds = validate_sweep(["Euler", "RK4"], "linear", dts=[0.1, 0.05, 0.025], backend="scipy",
+    ...                     progress=False)
+    >>> ds.observed_order.round(0).values.tolist()
+    [1.0, 4.0]
+    """
+    import xarray as xr
+    from tqdm.auto import tqdm
+
+    from ..io import provenance
+    from ..methods.catalogue import list_methods
+
+    be = get_backend(backend)
+    names = list(list_methods("explicit") if methods is None else methods)
+    if not names:
+        raise ValueError("methods: expected at least one method")
+    rows = []
+    for mth in tqdm(names, desc=f"validate {problem if isinstance(problem, str) else problem.name}",
+                    disable=not progress, unit="method"):
+        rows.append(validate(mth, problem, dts, be, n_dts=n_dts, **kwargs))
+    L = max(r.sizes["dt"] for r in rows)
+    labels = [r.attrs["method"] for r in rows]
+
+    def pad(a: np.ndarray) -> np.ndarray:
+        out = np.full(L, np.nan)
+        out[: a.size] = a
+        return out
+
+    ds = xr.Dataset(
+        {
+            "dt": (("method", "level"), np.stack([pad(r.dt.values) for r in rows])),
+            "final_error": (("method", "level"), np.stack([pad(r.final_error.values) for r in rows])),
+            "observed_order": ("method", np.array([float(r.observed_order) for r in rows])),
+            "observed_local_order": ("method", np.array([float(r.observed_local_order) for r in rows])),
+            "nominal_order": ("method", np.array([int(r.nominal_order) for r in rows])),
+            "verdict": ("method", np.array([r.attrs["verdict"] for r in rows], dtype=object)),
+        },
+        coords={"method": labels, "level": np.arange(L)},
+    )
+    first = rows[0].attrs
+    ds.attrs = provenance(problem=first["problem"], backend=be.name, backend_versions=first["backend_versions"],
+                          stepper=first["stepper"], tolerance=first["tolerance"],
+                          passed=int(sum(r.attrs["verdict"] == "pass" for r in rows)), methods=len(rows))
+    return ds

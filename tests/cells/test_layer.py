@@ -1,0 +1,179 @@
+"""The ODERNN layer: nn.RNN conventions, the fused kernel against the generic path, errors."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import odernn_bridge as ob
+from odernn_bridge.cells import ElmanField, RKCell, make_field
+
+from ._tableaux import dp5, gauss2
+
+
+def _grads(rnn: ob.ODERNN, x: torch.Tensor, h0: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    out, h_n = rnn(x, h0)
+    loss = (out.sin() * torch.linspace(-1, 1, out.shape[-1], dtype=out.dtype)).sum() + (h_n ** 2).sum()
+    return out, list(torch.autograd.grad(loss, [x, h0, *rnn.parameters()]))
+
+
+@pytest.mark.parametrize("field", ["elman", "leaky", "antisymmetric"])
+@pytest.mark.parametrize("method,substeps", [("RK4", 1), ("Midpoint", 2), ("Euler", 1), ("DP5", 1)])
+def test_fused_kernel_equals_generic_autograd(field: str, method: str, substeps: int) -> None:
+    # same arithmetic in a different order: outputs and every gradient agree to 1e-10 (float64)
+    tab = dp5() if method == "DP5" else method
+    rnn = ob.ODERNN(3, 5, method=tab, dt=0.4, field=field, num_layers=2, substeps=substeps, dtype=torch.float64)
+    x = torch.randn(7, 4, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert all(c.fused_eligible() for c in rnn.cells)
+    out_f, g_f = _grads(rnn, x, h0)
+    for c in rnn.cells:
+        c.fused = False
+    out_g, g_g = _grads(rnn, x, h0)
+    torch.testing.assert_close(out_f, out_g, rtol=0, atol=1e-12)
+    for a, b in zip(g_f, g_g):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu", "identity"])
+def test_fused_kernel_other_activations(activation: str) -> None:
+    f = ElmanField(2, 4, activation=activation, dtype=torch.float64)
+    rnn = ob.ODERNN(2, 4, method="RK4", dt=0.3, field=f, dtype=torch.float64)
+    x = torch.randn(5, 3, 2, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(1, 3, 4, dtype=torch.float64, requires_grad=True)
+    out_f, g_f = _grads(rnn, x, h0)
+    rnn.cells[0].fused = False
+    out_g, g_g = _grads(rnn, x, h0)
+    torch.testing.assert_close(out_f, out_g, rtol=0, atol=1e-12)
+    for a, b in zip(g_f, g_g):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_gradcheck_fused_sequence() -> None:
+    rnn = ob.ODERNN(2, 3, method="RK4", dt=0.5, dtype=torch.float64)
+    x = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(1, 2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x, h0: rnn(x, h0)[0], (x, h0))
+
+
+def test_layer_equals_cell_loop() -> None:
+    rnn = ob.ODERNN(3, 4, method="RK4", dt=0.25, num_layers=2, dtype=torch.float64)
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
+    out, h_n = rnn(x)
+    h = [torch.zeros(2, 4, dtype=torch.float64) for _ in range(2)]
+    for k in range(6):
+        inp = x[k]
+        for l, cell in enumerate(rnn.cells):
+            h[l] = cell.step(inp, h[l])
+            inp = h[l]
+        torch.testing.assert_close(out[k], inp, rtol=0, atol=1e-13)
+    torch.testing.assert_close(h_n, torch.stack(h), rtol=0, atol=1e-13)
+
+
+def test_nn_rnn_conventions() -> None:
+    rnn = ob.ODERNN(3, 4, num_layers=2, batch_first=True)
+    x = torch.randn(5, 7, 3)  # (batch, seq, input)
+    out, h_n = rnn(x)
+    assert out.shape == (5, 7, 4) and h_n.shape == (2, 5, 4)
+    out_u, h_u = rnn(x[0])  # unbatched (seq, input)
+    assert out_u.shape == (7, 4) and h_u.shape == (2, 4)
+    torch.testing.assert_close(out_u, out[0], rtol=1e-6, atol=1e-6)
+    assert isinstance(rnn.cells, torch.nn.ModuleList) and len(rnn.cells) == 2
+    assert rnn.method.name == "RK4" and rnn.dt == 1.0
+
+
+def test_implicit_and_multistep_and_adaptive_layers() -> None:
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    out, h_n = ob.ODERNN(3, 4, method=gauss2(), dt=0.5, dtype=torch.float64)(x)
+    assert out.shape == (5, 2, 4) and torch.isfinite(out).all()
+    ab2 = ob.LinearMultistep([0, -1, 1], ["-1/2", "3/2", 0], name="AB2layer")
+    ms = ob.ODERNN(3, 4, method=ab2, dt=0.5, dtype=torch.float64)
+    out, h_n = ms(x)
+    assert out.shape == (5, 2, 4) and h_n.shape == (1, 2, ms.state_size)
+    torch.testing.assert_close(out[-1], h_n[0, :, :4])
+    ad = ob.ODERNN(3, 4, method=dp5(), dt=0.5, adaptive=True, rtol=1e-8, atol=1e-10, dtype=torch.float64)
+    ad.cells[0].field.load_state_dict(make_field("elman", 3, 4, dtype=torch.float64).state_dict())
+    fixed = ob.ODERNN(3, 4, method="RK4", dt=0.5, substeps=50, dtype=torch.float64)
+    fixed.cells[0].field.load_state_dict(ad.cells[0].field.state_dict())
+    torch.testing.assert_close(ad(x)[0], fixed(x)[0], rtol=0, atol=1e-8)
+
+
+def test_field_factory_and_instance() -> None:
+    rnn = ob.ODERNN(3, 4, field=lambda i, h, b: ElmanField(i, h, b, activation="sigmoid"), num_layers=2)
+    assert all(c.field.activation == "sigmoid" for c in rnn.cells)
+    assert rnn.cells[1].field.input_size == 4
+    f = make_field("gated", 3, 4)
+    assert ob.ODERNN(3, 4, field=f).cells[0].field is f
+    with pytest.raises(ValueError, match="num_layers"):
+        ob.ODERNN(3, 4, field=f, num_layers=2)
+
+
+def test_gated_field_in_layer_generic_path() -> None:
+    rnn = ob.ODERNN(3, 4, field="gated", method="RK4", dt=0.5, dtype=torch.float64)
+    assert not rnn.cells[0].fused_eligible()
+    x = torch.randn(4, 2, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: rnn(x)[0], (x,))
+
+
+def test_float32_and_device_agnostic_state() -> None:
+    rnn = ob.ODERNN(3, 4)
+    out, h_n = rnn(torch.randn(3, 2, 3))
+    assert out.dtype == torch.float32 and out.device.type == "cpu"
+    rnn64 = ob.ODERNN(3, 4, dtype=torch.float64)
+    assert rnn64(torch.randn(3, 2, 3, dtype=torch.float64))[0].dtype == torch.float64
+
+
+def test_bad_input_errors_name_the_argument() -> None:
+    rnn = ob.ODERNN(3, 4)
+    with pytest.raises(ValueError, match="input"):
+        rnn(torch.randn(5, 2, 7))
+    with pytest.raises(TypeError, match=r"input: expected dtype torch.float32"):
+        rnn(torch.randn(5, 2, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="h0"):
+        rnn(torch.randn(5, 2, 3), torch.zeros(2, 2, 4))
+    with pytest.raises(ob.NonFiniteError, match="input"):
+        rnn(torch.full((5, 2, 3), math.nan))
+    for bad in (0.0, -1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="dt"):
+            ob.ODERNN(3, 4, dt=bad)
+        with pytest.raises(ValueError, match="dt"):
+            RKCell(make_field("elman", 3, 4), "RK4", dt=bad)
+    with pytest.raises(ob.UnknownMethodError):
+        ob.ODERNN(3, 4, method="RK44")
+    with pytest.raises(ValueError, match="field"):
+        ob.ODERNN(3, 4, field="nonsense")
+    cell = RKCell(make_field("elman", 3, 4), "RK4")
+    with pytest.raises(ValueError, match=r"x: expected last dimension 3"):
+        cell(torch.zeros(2, 5), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"h: expected last dimension 4"):
+        cell(torch.zeros(2, 3), torch.zeros(2, 6))
+    with pytest.raises(ValueError, match="batch size"):
+        cell(torch.zeros(3, 3), torch.zeros(2, 4))
+    with pytest.raises(TypeError, match=r"h: expected dtype torch.float32"):
+        cell(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match="x: expected dtype torch.float64"):
+        RKCell(make_field("elman", 3, 4, dtype=torch.float64), "RK4")(torch.zeros(2, 3),
+                                                                       torch.zeros(2, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="device"):
+        cell(torch.zeros(2, 3, device="meta"), torch.zeros(2, 4))
+    with pytest.raises(TypeError, match="field"):
+        RKCell(lambda h, x: h, "RK4")
+    with pytest.raises(TypeError, match="MultistepCell"):
+        RKCell(make_field("elman", 3, 4), ob.LinearMultistep([0, -1, 1], ["-1/2", "3/2", 0]))
+    with pytest.raises(ValueError, match="input_interpolation"):
+        RKCell(make_field("elman", 3, 4), "RK4", input_interpolation="cubic")
+    with pytest.raises(ValueError, match="substeps"):
+        RKCell(make_field("elman", 3, 4), "RK4", substeps=0)
+    with pytest.raises(ob.NonFiniteError, match="h"):
+        cell(torch.zeros(2, 3), torch.full((2, 4), math.inf))
+
+
+@pytest.mark.slow
+def test_torch_compile_matches_eager() -> None:
+    rnn = ob.ODERNN(3, 8, method="RK4", dt=0.5, fused=False)
+    x = torch.randn(6, 2, 3)
+    eager = rnn(x)[0]
+    compiled = torch.compile(rnn)
+    torch.testing.assert_close(compiled(x)[0], eager, rtol=1e-5, atol=1e-6)
