@@ -108,38 +108,44 @@ class _FusedRK(torch.autograd.Function):
         ns = len(plan.stages)
         N = T * m
         G = torch.empty_like(Abuf)  # gP for every step and stage
+        # workspaces reused across steps (no per-step allocations)
         g = torch.zeros_like(S[0])
+        g_acc = torch.empty_like(g)
+        gKbuf = torch.empty(ns, B, H, dtype=g.dtype, device=g.device)
+        gy = torch.empty_like(g)
         rev = list(reversed(plan.stages))
         for idx in range(N - 1, -1, -1):
             if (idx + 1) % m == 0:
                 g.add_(g_out[idx // m])
-            gK: list[Tensor | None] = [None] * ns
+            live = [False] * ns
             for r, w in plan.weights:
-                gK[r] = g * w
-            g_next = g.clone()
+                torch.mul(g, w, out=gKbuf[r])
+                live[r] = True
+            g_acc.copy_(g)
             for i in rev:
                 r = plan.index[i]
-                gk = gK[r]
                 gp = G[r, idx]
-                if gk is None:
+                if not live[r]:
                     gp.zero_()
                     continue
+                gk = gKbuf[r]
                 a = Abuf[r, idx]
                 if act == "tanh":
                     torch.mul(gk, a, out=gp)
                     gp.mul_(a).neg_().add_(gk)  # gk (1 - a²)
                 else:
                     torch.mul(gk, activation_derivative(act, a), out=gp)
-                gy = torch.mm(gp, W)
+                torch.mm(gp, W, out=gy)
                 if leak:
                     gy.add_(gk, alpha=-leak)
-                g_next.add_(gy)
+                g_acc.add_(gy)
                 for j, a_ij in plan.rows[i]:
-                    if gK[j] is None:
-                        gK[j] = gy * a_ij
+                    if live[j]:
+                        gKbuf[j].add_(gy, alpha=a_ij)
                     else:
-                        gK[j].add_(gy, alpha=a_ij)  # type: ignore[union-attr]
-            g = g_next
+                        torch.mul(gy, a_ij, out=gKbuf[j])
+                        live[j] = True
+            g, g_acc = g_acc, g
         need_u, need_h, need_W = ctx.needs_input_grad[3:6]
         gu = G.view(ns, T, m, B, H).sum((0, 2)) if need_u else None
         gW = None

@@ -58,6 +58,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps (resumable)")
     p.add_argument("--patience", type=int, default=None, help="early stopping patience in epochs")
     p.add_argument("--monitor-every", type=int, default=None, help="steps between stability-monitor calls (0 off)")
+    p.add_argument("--monitor-samples", type=int, default=None, help="sequences per monitor call (default 2)")
+    p.add_argument("--monitor-time-steps", type=int, default=None,
+                   help="time steps linearised per monitor call (default 16)")
     p.add_argument("--device", default=None, help="torch device (default cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -75,7 +78,7 @@ def register(subparsers: Any) -> None:
 
 _CONFIG_FLAGS = ("task", "model", "method", "dt", "field", "substeps", "hidden", "num_layers", "dropout", "epochs",
                  "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "seed", "checkpoint_every",
-                 "max_steps", "patience", "monitor_every", "device")
+                 "max_steps", "patience", "monitor_every", "monitor_samples", "monitor_time_steps", "device")
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -113,6 +116,7 @@ def _train(args: argparse.Namespace) -> int:
     result = trainer.fit(resume=args.resume)
     s = result.summary
     print(f"{s['stopped']}: {s['steps']} steps, {s['epochs_done']} epochs, {s['wall_time_s']:.1f} s "
+          f"(of which stability monitor {s['monitor_time_s']:.1f} s) "
           f"({config.model}{' ' + config.method + ' dt=' + str(config.dt) + ' ' + config.field if config.model == 'odernn' else ''})")
     for key in ("final_test_accuracy", "best_test_accuracy", "final_test_loss", "best_test_loss"):
         if key in s:

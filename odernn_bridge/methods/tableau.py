@@ -67,10 +67,22 @@ def _sum_any(xs: Sequence[Coefficient]) -> Coefficient:
 
     kinds = {coefficient_kind(x) for x in xs}
     if "decimal" in kinds:
-        return sum((x if isinstance(x, Decimal) else Decimal(repr(to_float(x))) for x in xs), Decimal(0))
+        from decimal import localcontext
+
+        with localcontext() as ctx:
+            ctx.prec = 80
+            return sum((x if isinstance(x, Decimal)
+                        else Decimal(x.numerator) / Decimal(x.denominator) if isinstance(x, Fraction)
+                        else Decimal(str(_sympy_n(x, 60))) for x in xs), Decimal(0))
     import sympy
 
     return parse_coefficient(sympy.expand(sum(sympy.Rational(x.numerator, x.denominator) if isinstance(x, Fraction) else x for x in xs)))
+
+
+def _sympy_n(x: Coefficient, digits: int) -> Any:
+    import sympy
+
+    return sympy.N(x, digits)
 
 
 def _close(x: Coefficient, y: Coefficient, tol: float) -> bool:
@@ -183,12 +195,15 @@ class ButcherTableau:
 
         # consistency
         tol = _FLOAT_TOL
-        if not _close(_exact_sum(b_vec), Fraction(1), tol):
-            raise MethodValidationError(
-                f"b: weights must sum to 1 for a consistent method, they sum to {np.sum(self.b)!r}")
-        if be_vec is not None and not _close(_exact_sum(be_vec), Fraction(1), tol):
-            raise MethodValidationError(
-                f"b_embedded: embedded weights must sum to 1, they sum to {np.sum(self.b_embedded)!r}")
+        for label, vec in (("b", b_vec), ("b_embedded", be_vec)):
+            if vec is None:
+                continue
+            total = _exact_sum(vec)
+            if not _close(total, Fraction(1), tol):
+                dev = total - 1 if isinstance(total, Fraction) else total - 1.0
+                raise MethodValidationError(
+                    f"{label}: weights must sum to 1 for a consistent method; sum - 1 = {float(dev):.3e}"
+                    + (f" (exactly {dev})" if isinstance(dev, Fraction) else ""))
         if check_row_sums:
             for i, row in enumerate(A_rows):
                 rs = _exact_sum(row)

@@ -17,7 +17,7 @@ True
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -25,7 +25,7 @@ from ..errors import ConvergenceError, NonFiniteError
 from ..methods.multistep import LinearMultistep
 from ..methods.tableau import ButcherTableau
 
-__all__ = ["rk_step", "integrate_rk", "lmm_step", "integrate_lmm", "fd_jacobian"]
+__all__ = ["rk_step", "integrate_rk", "lmm_step", "integrate_lmm", "fd_jacobian", "tableau_arrays"]
 
 RHS = Callable[[float, np.ndarray], np.ndarray]
 Jacobian = Callable[[float, np.ndarray], np.ndarray]
@@ -52,8 +52,33 @@ def _check_finite(x: np.ndarray, what: str) -> None:
                              "the solution blew up)")
 
 
+_COEFFS: dict[tuple[int, int], tuple[ButcherTableau, np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def tableau_arrays(method: ButcherTableau, dps: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(A, b, c)`` as float64 arrays, or (``dps`` given) object arrays of ``mpmath.mpf``
+    computed from the exact coefficients at ``dps`` digits."""
+    if dps is None:
+        return method.A, method.b, method.c
+    key = (id(method), int(dps))
+    hit = _COEFFS.get(key)
+    if hit is None or hit[0] is not method:
+        import mpmath
+
+        from ..methods.exact import to_mpf
+
+        with mpmath.workdps(int(dps)):
+            co = method.coefficients
+            A = np.array([[to_mpf(x) for x in row] for row in co.A], dtype=object)
+            b = np.array([to_mpf(x) for x in co.b], dtype=object)
+            c = np.array([to_mpf(x) for x in co.c], dtype=object)
+        hit = (method, A, b, c)
+        _COEFFS[key] = hit
+    return hit[1], hit[2], hit[3]
+
+
 def rk_step(method: ButcherTableau, f: RHS, t: float, u: np.ndarray, dt: float, *,
-            jac: Jacobian | None = None, autonomous: bool = False) -> np.ndarray:
+            jac: Jacobian | None = None, autonomous: bool = False, dps: int | None = None) -> np.ndarray:
     """One Runge–Kutta step of size ``dt`` from ``(t, u)``; ``u`` of shape ``(..., d)``.
 
     ``f`` must accept states with extra leading axes; ``autonomous=True`` lets implicit stages
@@ -65,18 +90,24 @@ def rk_step(method: ButcherTableau, f: RHS, t: float, u: np.ndarray, dt: float, 
     """
     if not isinstance(method, ButcherTableau):
         raise TypeError(f"method: expected a ButcherTableau, got {type(method).__name__}")
-    u = np.asarray(u, dtype=np.float64)
-    if method.kind == "explicit":
-        K = _explicit_stages(method, f, t, u, dt)
+    if dps is None:
+        u = np.asarray(u, dtype=np.float64)
     else:
-        K = _implicit_stages(method, f, t, u, dt, jac, autonomous)
-    return u + dt * np.tensordot(method.b, K, axes=1)
+        import mpmath
+
+        u = np.asarray(u, dtype=object)
+        dt = mpmath.mpf(dt)
+    A, b, c = tableau_arrays(method, dps)
+    if method.kind == "explicit":
+        K = _explicit_stages(A, c, f, t, u, dt)
+    else:
+        K = _implicit_stages(method, A, c, f, t, u, dt, jac, autonomous, dps)
+    return u + dt * np.tensordot(b, K, axes=1)
 
 
-def _explicit_stages(m: ButcherTableau, f: RHS, t: float, u: np.ndarray, dt: float) -> np.ndarray:
-    s = m.stages
-    A, c = m.A, m.c
-    K = np.empty((s,) + u.shape, dtype=np.float64)
+def _explicit_stages(A: np.ndarray, c: np.ndarray, f: RHS, t: float, u: np.ndarray, dt: Any) -> np.ndarray:
+    s = A.shape[0]
+    K = np.empty((s,) + u.shape, dtype=u.dtype)
     flat = K.reshape(s, -1)
     for i in range(s):
         if i == 0 or not A[i, :i].any():
@@ -95,17 +126,33 @@ def _newton_matrix(A: np.ndarray, Js: np.ndarray, dt: float, batch: tuple[int, .
     return np.swapaxes(blocks, -3, -2).reshape(batch + (s * d, s * d)) + np.eye(s * d)
 
 
-def _implicit_stages(m: ButcherTableau, f: RHS, t: float, u: np.ndarray, dt: float,
-                     jac: Jacobian | None, autonomous: bool) -> np.ndarray:
+def _implicit_stages(m: ButcherTableau, A: np.ndarray, c: np.ndarray, f: RHS, t: float, u: np.ndarray, dt: Any,
+                     jac: Jacobian | None, autonomous: bool, dps: int | None) -> np.ndarray:
     """Stage derivatives ``K`` (s, ..., d) of an implicit tableau by Newton's method.
 
     Simplified Newton first (one Jacobian at ``u``, one inverse, reused), which converges in a
     few iterations for the step sizes of convergence studies; full Newton (stage Jacobians
     refreshed every iteration) when that stalls.
     """
-    s, A, c = m.stages, m.A, m.c
+    s = m.stages
     d = u.shape[-1]
     batch = u.shape[:-1]
+    # Newton matrices are built and inverted in float64 (an approximate Jacobian suffices:
+    # the iteration converges to the precision of the residual, float64 or mpmath)
+    u64 = u.astype(np.float64)
+    dt64 = float(dt)
+    tol = _NEWTON_TOL if dps is None else 10.0 ** (-(int(dps) - 3))
+    mp = dps is not None
+
+    def f64(tt: float, y: np.ndarray) -> np.ndarray:
+        return np.asarray(f(tt, y), dtype=np.float64)
+
+    def as_work(M: np.ndarray) -> np.ndarray:
+        if not mp:
+            return M
+        import mpmath
+
+        return np.vectorize(mpmath.mpf, otypes=[object])(M)
 
     def stages_f(K: np.ndarray) -> np.ndarray:
         Y = u + dt * np.tensordot(A, K, axes=1)
@@ -118,53 +165,63 @@ def _implicit_stages(m: ButcherTableau, f: RHS, t: float, u: np.ndarray, dt: flo
         delta = (Minv @ rhs)[..., 0]
         return np.moveaxis(delta.reshape(batch + (s, d)), -2, 0)
 
+    A64, c64 = m.A, m.c
     f0 = f(t, u)
     K = np.broadcast_to(f0, (s,) + u.shape).copy()
-    J0 = jac(t, u) if jac is not None else fd_jacobian(f, t, u)
-    Minv = np.linalg.inv(_newton_matrix(A, np.broadcast_to(J0, (s,) + J0.shape), dt, batch))
+    J0 = jac(t, u64) if jac is not None else fd_jacobian(f64, t, u64)
+    Minv = as_work(np.linalg.inv(_newton_matrix(A64, np.broadcast_to(J0, (s,) + J0.shape), dt64, batch)))
     prev = np.inf
     for full in (False, True):
         for _ in range(_NEWTON_MAXITER):
             G = K - stages_f(K)
             if full:
-                Y = u + dt * np.tensordot(A, K, axes=1)
-                Js = np.stack([(jac(t + c[i] * dt, Y[i]) if jac is not None else fd_jacobian(f, t + c[i] * dt, Y[i]))
-                               for i in range(s)])
-                Minv = np.linalg.inv(_newton_matrix(A, Js, dt, batch))
+                Y = (u + dt * np.tensordot(A, K, axes=1)).astype(np.float64)
+                Js = np.stack([(jac(t + c64[i] * dt64, Y[i]) if jac is not None
+                                else fd_jacobian(f64, t + c64[i] * dt64, Y[i])) for i in range(s)])
+                Minv = as_work(np.linalg.inv(_newton_matrix(A64, Js, dt64, batch)))
             delta = solve(Minv, G)
             K = K + delta
-            _check_finite(K, "stages")
+            _check_finite(np.asarray(K, dtype=np.float64), "stages")
             size = float(np.max(np.abs(delta)))
             scale = 1.0 + float(np.max(np.abs(K)))
-            if size <= _NEWTON_TOL * scale:
+            if size <= tol * scale:
                 return K
-            if size <= 1e-12 * scale and size >= 0.5 * prev:  # stalled at round-off level
+            if size <= 1e3 * tol * scale and size >= 0.5 * prev:  # stalled at round-off level
                 return K
-            if size > 0.9 * prev and size > 1e-12 * scale:      # not contracting: go to full Newton
+            if size > 0.9 * prev and size > 1e3 * tol * scale:   # not contracting: go to full Newton
                 prev = np.inf
                 break
             prev = size
         else:
-            if prev <= 1e-10 * (1.0 + float(np.max(np.abs(K)))):
+            if prev <= 1e5 * tol * (1.0 + float(np.max(np.abs(K)))):
                 return K
     raise ConvergenceError(f"Newton iteration for the stages of {m.name} did not converge "
                            f"(last update {prev:.3g}); try a smaller dt")
 
 
 def integrate_rk(method: ButcherTableau, f: RHS, u0: np.ndarray, t0: float, dt: float, n_steps: int, *,
-                 jac: Jacobian | None = None, autonomous: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """``n_steps`` steps of size ``dt``; returns times ``(n+1,)`` and states ``(n+1, ..., d)``."""
+                 jac: Jacobian | None = None, autonomous: bool = False,
+                 dps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``n_steps`` steps of size ``dt``; returns times ``(n+1,)`` and states ``(n+1, ..., d)``
+    (float64, or object arrays of ``mpf`` at ``dps`` digits)."""
     if n_steps < 0 or int(n_steps) != n_steps:
         raise ValueError(f"n_steps: expected a non-negative integer, got {n_steps!r}")
     if not dt > 0:
         raise ValueError(f"dt: expected a positive step, got {dt!r}")
-    u = np.asarray(u0, dtype=np.float64)
-    U = np.empty((int(n_steps) + 1,) + u.shape)
+    if dps is None:
+        u = np.asarray(u0, dtype=np.float64)
+        step = dt
+    else:
+        import mpmath
+
+        u = np.asarray(u0, dtype=object)
+        step = mpmath.mpf(dt)
+    U = np.empty((int(n_steps) + 1,) + u.shape, dtype=u.dtype)
     U[0] = u
     for n in range(int(n_steps)):
-        u = rk_step(method, f, t0 + n * dt, u, dt, jac=jac, autonomous=autonomous)
+        u = rk_step(method, f, t0 + n * dt, u, step, jac=jac, autonomous=autonomous, dps=dps)
         U[n + 1] = u
-    _check_finite(U, "solution")
+    _check_finite(np.asarray(U, dtype=np.float64), "solution")
     return t0 + dt * np.arange(int(n_steps) + 1), U
 
 

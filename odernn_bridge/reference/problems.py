@@ -30,7 +30,7 @@ GenericRHS = Callable[[Any, Any, Mapping[str, Any]], Sequence[Any]]
 
 
 def _stack(parts: Sequence[Any], like: np.ndarray) -> np.ndarray:
-    out = np.empty(like.shape, dtype=np.float64)
+    out = np.empty(like.shape, dtype=object if like.dtype == object else np.float64)
     for i, part in enumerate(parts):
         out[..., i] = part
     return out
@@ -133,8 +133,17 @@ class Problem:
         return p
 
     def rhs(self, t: float, u: np.ndarray, params: Mapping[str, Any] | None = None) -> np.ndarray:
-        """``f(t, u)`` in float64 for ``u`` of shape ``(d,)`` or ``(batch, d)``."""
+        """``f(t, u)`` in float64 for ``u`` of shape ``(d,)`` or ``(batch, d)`` (or in mpmath
+        precision for object arrays of ``mpf``)."""
         p = self.params_for(0) if params is None else params
+        u = np.asarray(u)
+        if u.dtype == object:  # mpmath numbers: extended-precision integration
+            if self.f is None:
+                raise ValueError(f"problem {self.name!r} has no generic formula for extended precision")
+            import mpmath
+
+            pm = {k: (mpmath.mpf(float(v)) if np.ndim(v) == 0 else v) for k, v in p.items()}
+            return _stack(self.f(t, u, pm), u)
         u = np.asarray(u, dtype=np.float64)
         if self.numpy_rhs is not None:
             out = np.asarray(self.numpy_rhs(t, u, p), dtype=np.float64)

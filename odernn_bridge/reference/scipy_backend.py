@@ -64,17 +64,43 @@ class ScipyBackend(Backend):
     # -- fixed step ---------------------------------------------------------------------
     def solve(self, problem: Problem | str, method: str | Method | None = None, *, dt: float | None = None,
               alg: str | None = None, rtol: float | None = None, atol: float | None = None,
-              saveat: Sequence[float] | np.ndarray | None = None) -> Solution:
+              saveat: Sequence[float] | np.ndarray | None = None, dps: int | None = None) -> Solution:
+        """See :meth:`Backend.solve`; ``dps`` runs a Runge–Kutta method in mpmath at ``dps``
+        digits (``Solution.u`` then holds float64 roundings; :meth:`solve_mp` keeps the digits)."""
         prob = get_problem(problem)
         if method is not None:
             if dt is None:
                 raise ValueError("dt: a fixed-step solve with a method needs dt")
             if alg is not None:
                 raise ValueError("alg: give either a method (fixed step) or alg (adaptive reference), not both")
-            return self._fixed(prob, _as_method(method), float(dt), saveat)
+            return self._fixed(prob, _as_method(method), float(dt), saveat, dps)
         return self._adaptive(prob, alg, rtol, atol, saveat)
 
-    def _fixed(self, prob: Problem, m: Method, dt: float, saveat: Any) -> Solution:
+    def solve_mp(self, problem: Problem | str, method: str | Method, dt: float, dps: int = 40) -> np.ndarray:
+        """Fixed-step states as an object array of ``mpf`` (``dps`` digits), shape ``(n+1, d)``."""
+        prob = get_problem(problem)
+        m = _as_method(method)
+        if not isinstance(m, ButcherTableau) or prob.segmented or prob.f is None:
+            raise ValueError("method: extended precision runs Runge-Kutta methods on problems with a generic "
+                             "formula and no input sequence")
+        import mpmath
+
+        t0, t1 = prob.tspan
+        n = _grid_steps(t1 - t0, dt, "time span")
+        with mpmath.workdps(int(dps)):
+            dt_mp = (mpmath.mpf(t1) - mpmath.mpf(t0)) / n
+            u0 = np.array([mpmath.mpf(float(x)) for x in prob.u0], dtype=object)
+            p = prob.params_for(0)
+            _, U = integrate_rk(m, lambda t, u: prob.rhs(t, u, p), u0, t0, dt_mp, n, jac=_jac(prob, p),
+                                autonomous=prob.autonomous, dps=int(dps))
+        return U
+
+    def _fixed(self, prob: Problem, m: Method, dt: float, saveat: Any, dps: int | None = None) -> Solution:
+        if dps is not None:
+            U = self.solve_mp(prob, m, dt, dps)
+            t = prob.tspan[0] + dt * np.arange(U.shape[0])
+            return _select(Solution(t, U.astype(np.float64), self.name, m.name, dt=dt, stats={"dps": int(dps)}),
+                           saveat)
         if not dt > 0 or not math.isfinite(dt):
             raise ValueError(f"dt: expected a positive finite step, got {dt!r}")
         t0, t1 = prob.tspan
@@ -105,12 +131,18 @@ class ScipyBackend(Backend):
         return _select(Solution(np.concatenate(ts), np.concatenate(us), self.name, m.name, dt=dt), saveat)
 
     def step(self, problem: Problem | str, method: str | Method, t: float, u: np.ndarray, dt: float,
-             segment: int = 0) -> np.ndarray:
+             segment: int = 0, dps: int | None = None) -> np.ndarray:
         prob = get_problem(problem)
         m = _as_method(method)
         if not isinstance(m, ButcherTableau):
             raise TypeError(f"method: step() needs a one-step (Runge-Kutta) method, got {type(m).__name__}")
         p = prob.params_for(segment)
+        if dps is not None:
+            import mpmath
+
+            with mpmath.workdps(int(dps)):
+                return rk_step(m, functools.partial(_rhs, prob, p), float(t), np.asarray(u, dtype=object),
+                               dt, jac=_jac(prob, p), autonomous=prob.autonomous, dps=int(dps))
         return rk_step(m, functools.partial(_rhs, prob, p), float(t), np.asarray(u, dtype=np.float64), float(dt),
                        jac=_jac(prob, p), autonomous=prob.autonomous)
 
@@ -196,6 +228,26 @@ class ScipyBackend(Backend):
         with _MP_LOCK, mpmath.workdps(dps):
             F = _odefun(prob, dps)
             return np.array([[float(x) for x in F(mpmath.mpf(float(t)))] for t in times], dtype=np.float64)
+
+    def ground_truth_mp(self, problem: Problem | str, saveat: Sequence[float] | np.ndarray, dps: int = 50) -> np.ndarray:
+        """Like :meth:`ground_truth` but keeping ``dps`` digits: object array of ``mpf``."""
+        prob = get_problem(problem)
+        times = _times(prob, saveat)
+        import mpmath
+
+        with _MP_LOCK, mpmath.workdps(dps):
+            if prob.exact is not None and prob.f is not None:
+                F = _odefun(prob, dps)  # exact closed forms are float64 functions: integrate instead
+            elif prob.f is None or prob.segmented:
+                raise ValueError(f"problem: {prob.name!r} has no generic formula for an mpmath ground truth")
+            else:
+                F = _odefun(prob, dps)
+            t0 = mpmath.mpf(prob.tspan[0])
+            span = mpmath.mpf(prob.tspan[1]) - t0
+            n = times.size - 1
+            grid = np.allclose(times, prob.tspan[0] + (prob.tspan[1] - prob.tspan[0]) * np.arange(n + 1) / max(n, 1))
+            pts = [t0 + span * j / n for j in range(n + 1)] if grid and n > 0 else [mpmath.mpf(float(t)) for t in times]
+            return np.array([list(F(x)) for x in pts], dtype=object)
 
     # -- stability ----------------------------------------------------------------------
     def stability(self, method: str | Method, z: Any) -> np.ndarray:

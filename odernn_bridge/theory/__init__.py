@@ -26,7 +26,7 @@ from .qunn import (
     qunn_param_count,
 )
 from .reference_cells import AntisymmetricRNNCell, ResidualRNNCell, URNNCell, URNNField
-from .spectra import find_odernn, stability_report, trajectory_jacobians
+from .spectra import complex_eigenvalues, find_odernn, stability_report, trajectory_jacobians
 from .torch_fields import GRUField, LSTMField, RNNField, modrelu
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "TorchEquivalentODERNN",
     "stability_report",
     "trajectory_jacobians",
+    "complex_eigenvalues",
     "find_odernn",
     "StabilityMonitor",
     "DampedAntisymmetric",

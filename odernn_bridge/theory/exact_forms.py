@@ -77,6 +77,11 @@ class TorchEquivalentODERNN(ODERNN):
         self.lstm = lstm
 
     @property
+    def derivative_order(self) -> int:
+        """t of the form: 1, or 2 for the LSTM (state [h; c], a two-step recurrence in h)."""
+        return int(getattr(self.cells[0].field, "memory_order", 1))
+
+    @property
     def classification(self) -> Any:
         from .classify import classify_name
 

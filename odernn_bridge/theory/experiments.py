@@ -157,11 +157,11 @@ def _recall_lag_data(n: int, T: int, lag: int, g: torch.Generator) -> tuple[Tens
 def dt_threshold_experiment(factors: tuple[float, ...] = (0.9, 1.1), method: str = "Euler", hidden: int = 8,
                             gamma: float = 1.0, radius: float = 1.0, seq_len: int = 200, n_iter: int = 60,
                             lr: float = 1e-2, batch: int = 32, monitor_every: int = 10,
-                            optimizer: str = "sgd", seed: int = 0) -> "xr.Dataset":  # noqa: F821
+                            optimizer: str = "sgd", lag: int = 1, seed: int = 0) -> "xr.Dataset":  # noqa: F821
     """Train one damped-antisymmetric linear field (eigenvalues −γ ± iy) with dt = factor·dt*,
     dt* the largest stable dt predicted by the stability analysis at initialisation.
 
-    Task: recall the input 5 steps before the end (regression; targets have variance 1, so
+    Task: recall the input ``lag`` steps before the last one (regression; targets have variance 1, so
     the zero predictor has loss ≈ 1).  A run *diverges* if its loss becomes non-finite or its
     final loss exceeds 1000 (1000× the trivial predictor).  The monitor's prediction at
     initialisation is "diverges" iff max|R(dt·λ)| > 1.  ``optimizer``: ``"sgd"`` (plain gradient
@@ -197,7 +197,7 @@ def dt_threshold_experiment(factors: tuple[float, ...] = (0.9, 1.1), method: str
                else torch.optim.SGD(model.parameters(), lr=lr))
         g = torch.Generator().manual_seed(seed + 1)
         for it in range(n_iter):
-            x, y = _recall_lag_data(batch, seq_len, 5, g)
+            x, y = _recall_lag_data(batch, seq_len, lag, g)
             if it in checks:
                 mm = monitor(model, x)
                 j = checks.index(it)
@@ -230,7 +230,7 @@ def dt_threshold_experiment(factors: tuple[float, ...] = (0.9, 1.1), method: str
         coords={"factor": list(factors), "iteration": np.arange(n_iter), "check": checks},
         attrs=provenance(experiment="dt_threshold", method=method, optimizer=optimizer, dt_star=dt_star, gamma=gamma, radius=radius,
                          seq_len=seq_len, hidden=hidden, lr=lr, seed=seed,
-                         task="regress x_(T-6) from a white-noise sequence"),
+                         lag=lag, task="regress x_(T-1-lag) from a white-noise sequence"),
     )
 
 
@@ -301,23 +301,38 @@ def _adding_data(n: int, T: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
     return torch.stack([v, mk], -1), (v * mk).sum(0)
 
 
+class _LSTMBaseline(nn.Module):
+    def __init__(self, m: int, hidden: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(m, hidden, dtype=D)
+        self.output_size = hidden
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Any]:
+        return self.lstm(x)
+
+
 def qunn_memory_experiment(task: str = "recall", n_qubits: int = 3, memory: int = 2, delay: int = 20,
                            n_symbols: int = 4, seq_len: int = 20, n_iter: int = 300, batch: int = 64,
                            n_test: int = 1000, lr: float = 0.05, integrator: str = "cayley",
-                           output: str = "probabilities", seed: int = 0) -> dict[str, Any]:
+                           output: str = "probabilities", seed: int = 0, model: str = "qunn",
+                           lstm_hidden: int = 3) -> dict[str, Any]:
     """Train a QUNN + linear read-out on a memory task and measure it against chance.
 
     ``task="recall"``: one of ``n_symbols`` symbols at step 0, ``delay`` blank steps, a query
     step; classify the symbol from the final measurement (chance 1/n_symbols).
     ``task="adding"``: the adding problem of length ``seq_len`` (chance = MSE of the best
     constant, ≈ 1/6).  Returns a dict of the numbers (accuracy or mse, chance, parameters, time).
+    ``model="lstm"`` trains an ``nn.LSTM(hidden=lstm_hidden)`` baseline on the same data instead.
     """
     if task not in ("recall", "adding"):
         raise ValueError(f"task: expected 'recall' or 'adding', got {task!r}")
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
     m_in = n_symbols + 1 if task == "recall" else 2
-    q = QUNNCell(m_in, n_qubits, memory=memory, integrator=integrator, output=output)
+    if model not in ("qunn", "lstm"):
+        raise ValueError(f"model: expected 'qunn' or 'lstm', got {model!r}")
+    q: nn.Module = (QUNNCell(m_in, n_qubits, memory=memory, integrator=integrator, output=output)
+                    if model == "qunn" else _LSTMBaseline(m_in, lstm_hidden))
     n_out = n_symbols if task == "recall" else 1
     head = nn.Linear(q.output_size, n_out, dtype=D)
     opt = torch.optim.Adam(list(q.parameters()) + list(head.parameters()), lr=lr)
@@ -335,8 +350,8 @@ def qunn_memory_experiment(task: str = "recall", n_qubits: int = 3, memory: int 
         opt.step()
         losses.append(float(loss.detach()))
     gt = torch.Generator().manual_seed(seed + 10_000)
-    res: dict[str, Any] = {"task": task, "n_qubits": n_qubits, "memory": memory, "n_iter": n_iter,
-                           "qunn_params": _count(q), "readout_params": _count(head),
+    res: dict[str, Any] = {"task": task, "model": model, "n_iter": n_iter,
+                           "params": _count(q), "readout_params": _count(head),
                            "final_train_loss": float(np.mean(losses[-10:]))}
     with torch.no_grad():
         if task == "recall":
@@ -350,6 +365,10 @@ def qunn_memory_experiment(task: str = "recall", n_qubits: int = 3, memory: int 
             res["chance"] = float(((y - y.mean()) ** 2).mean())
             res["seq_len"] = seq_len
     res["train_seconds"] = time.perf_counter() - t0
+    if model == "qunn":
+        res.update(n_qubits=n_qubits, memory=memory)
+    else:
+        res.update(hidden=lstm_hidden)
     return res
 
 
@@ -461,12 +480,17 @@ def run_experiments(out: str | Path, fast: bool = False, seed: int = 0, log: Any
     t0 = time.perf_counter()
     rec = qunn_memory_experiment("recall", delay=15 if fast else 30, n_iter=60 if fast else 300, seed=seed)
     add = qunn_memory_experiment("adding", memory=4, seq_len=20, n_iter=100 if fast else 600, lr=0.03, seed=seed)
-    summary["qunn_memory"] = {"recall": rec, "adding": add}
+    add_lstm = qunn_memory_experiment("adding", seq_len=20, n_iter=100 if fast else 600, lr=0.03, seed=seed,
+                                      model="lstm", lstm_hidden=3)
+    summary["qunn_memory"] = {"recall": rec, "adding": add, "adding_lstm_baseline": add_lstm}
     mem = xr.Dataset({k: ((), v) for k, v in [("recall_accuracy", rec["accuracy"]), ("recall_chance", rec["chance"]),
-                                                ("adding_mse", add["mse"]), ("adding_chance_mse", add["chance"])]},
-                     attrs=provenance(experiment="qunn_memory", recall=json.dumps(rec), adding=json.dumps(add)))
+                                                ("adding_mse", add["mse"]), ("adding_chance_mse", add["chance"]),
+                                                ("adding_lstm_mse", add_lstm["mse"])]},
+                     attrs=provenance(experiment="qunn_memory", recall=json.dumps(rec), adding=json.dumps(add),
+                                      adding_lstm=json.dumps(add_lstm)))
     to_netcdf(mem, out / "qunn_memory.nc")
     log(f"(d) QUNN memory ({time.perf_counter() - t0:.1f}s): recall accuracy {rec['accuracy']:.3f} "
-        f"(chance {rec['chance']:.3f}); adding MSE {add['mse']:.4f} (chance {add['chance']:.4f})")
+        f"(chance {rec['chance']:.3f}); adding MSE {add['mse']:.4f} with {add['params']} parameters "
+        f"(chance {add['chance']:.4f}; LSTM baseline with {add_lstm['params']}: {add_lstm['mse']:.4f})")
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
     return summary

@@ -87,7 +87,7 @@ class StabilityMonitor:
         rnn.eval()
         try:
             ds = stability_report(rnn, inputs.detach(), method=self.method, max_samples=self.max_samples,
-                                  steps=steps, field_of_values=False)
+                                  steps=steps, field_of_values=False, per_step_dt=False)
         finally:
             rnn.train(was)
         norm = ds["norm_R"].values

@@ -33,10 +33,10 @@ import torch
 from torch import Tensor, nn
 
 from ..cells.layer import ODERNN
-from ..methods import ButcherTableau, LinearMultistep
+from ..methods import ButcherTableau, LinearMultistep, get_method
 
 __all__ = ["stability_report", "trajectory_jacobians", "find_odernn", "TrajectoryJacobians",
-           "approx_max_stable_dt", "amplification"]
+           "approx_max_stable_dt", "amplification", "complex_eigenvalues"]
 
 #: |R| ≤ 1 + INSIDE_TOL counts as inside the closed region (round-off of eigvals/Horner)
 INSIDE_TOL = 1e-9
@@ -138,13 +138,48 @@ def trajectory_jacobians(model: Any, inputs: Tensor, h0: Tensor | None = None,
 
 # -- method helpers ---------------------------------------------------------------------------
 
+class ExactFlow:
+    """The exact flow exp(hJ) as a "method": R(z) = e^z, stability region Re z ≤ 0."""
+
+    name = "exact exponential"
+    stages = 1
+
+
+class _QUNNLayer:
+    """Adapter giving a :class:`QUNNCell` the (method, dt, substeps) view of an ODERNN cell."""
+
+    def __init__(self, q: Any) -> None:
+        self.dt = q.dt
+        self.substeps = 1
+        self.method = get_method("GL2") if q.integrator == "cayley" else ExactFlow()
+
+
+def _qunn_jacobians(q: Any, inputs: Tensor, max_samples: int | None, steps: Any) -> tuple[Tensor, Tensor]:
+    """J_k = −iH_k in real form (2d × 2d skew) along the input sequence; states unused by J."""
+    x = inputs.transpose(0, 1) if q.batch_first else inputs
+    if x.dim() != 3 or x.shape[-1] != q.input_size:
+        raise ValueError(f"inputs: expected (seq, batch, input_size={q.input_size}) for the QUNN, "
+                         f"got {tuple(inputs.shape)}")
+    if max_samples is not None:
+        x = x[:, :max_samples]
+    x = x.to(q.couplings.dtype)
+    if not torch.isfinite(x).all():
+        raise ValueError("inputs: contains NaN or Inf")
+    T, B = x.shape[0], x.shape[1]
+    t = q.memory
+    padded = torch.cat([x.new_zeros(t - 1, B, q.input_size), x], 0)
+    idx = range(T) if steps is None else [int(i) for i in steps]
+    with torch.no_grad():
+        J = torch.stack([q.real_generator(padded[k: k + t].flip(0)) / q.dt for k in idx], 0)
+    return J, x
+
 def _method_of(cell: nn.Module, override: Any = None) -> Any:
     from ..methods import get_method
 
     if override is not None:
         return get_method(override) if isinstance(override, str) else override
     m = getattr(cell, "method", None)
-    if isinstance(m, (ButcherTableau, LinearMultistep)):
+    if isinstance(m, (ButcherTableau, LinearMultistep, ExactFlow)):
         return m
     return None  # e.g. HigherOrderCell's "symplectic_euler" scheme
 
@@ -160,11 +195,13 @@ def amplification(method: Any, z: np.ndarray) -> np.ndarray:
 
     if isinstance(method, LinearMultistep):
         return max_root_modulus(method, z)
+    if isinstance(method, ExactFlow):
+        return np.exp(np.real(z))
     return np.abs(stability_function(method)(z))
 
 
 _RAY_CACHE: dict[tuple[str, int, int], float] = {}
-_ANGLE_STEP = math.radians(0.25)
+_ANGLE_STEP = math.radians(0.5)
 
 
 def _ray(method: Any, key: int, exact_imag: bool) -> float:
@@ -207,15 +244,21 @@ def _exact_dt(method: Any, lam: np.ndarray) -> float:
 _EXACT_CACHE: dict[tuple[str, float, float], float] = {}
 
 
-def approx_max_stable_dt(method: Any, lam: np.ndarray, refine: int = 3) -> tuple[np.ndarray, float]:
+def approx_max_stable_dt(method: Any, lam: np.ndarray, refine: int = 3,
+                         per_row: bool = True) -> tuple[np.ndarray, float]:
     """Largest stable step for the spectra ``lam`` (…, n) of J: per leading index (exact) and overall.
 
-    Screening: ray exits with directions quantised to 0.25° (cached) rank the eigenvalues of
+    Screening: ray exits with directions quantised to 0.5° (cached) rank the eigenvalues of
     each row; the ``refine`` most binding of each row are then recomputed with exact ray exits
     (:func:`odernn_bridge.stability.intervals.ray_exit`, cached by direction).  Returns
-    ``(per-row array of shape lam.shape[:-1], overall minimum)``.
+    ``(per-row array of shape lam.shape[:-1], overall minimum)``; with ``per_row=False`` only the
+    overall minimum is exact (from the 8 most binding eigenvalues overall) and the per-row
+    array holds the screening values.
     """
     lam = _snap(np.asarray(lam))
+    if isinstance(method, ExactFlow):  # S = closed left half-plane: every ray stays or leaves at once
+        per = np.where((lam.real > 0).any(-1), 0.0, math.inf)
+        return per, float(per.min()) if per.size else math.inf
     rows = lam.reshape(-1, lam.shape[-1])
     flat = rows.ravel()
     approx = np.full(flat.shape, np.inf)
@@ -232,6 +275,9 @@ def approx_max_stable_dt(method: Any, lam: np.ndarray, refine: int = 3) -> tuple
         vals = np.array([_ray(method, int(k), bool(im)) for k, im in zip(keys, imag_axis)])
         approx[nz] = vals / mod[nz]
     approx = approx.reshape(rows.shape)
+    if not per_row:
+        cand = np.argsort(approx.ravel())[:8]
+        return approx.min(-1).reshape(lam.shape[:-1]), _exact_dt(method, rows.ravel()[cand])
     per = np.empty(rows.shape[0])
     for i in range(rows.shape[0]):
         cand = np.argsort(approx[i])[:refine]
@@ -239,10 +285,17 @@ def approx_max_stable_dt(method: Any, lam: np.ndarray, refine: int = 3) -> tuple
     return per.reshape(lam.shape[:-1]), float(per.min()) if per.size else math.inf
 
 
+def complex_eigenvalues(ds: Any) -> Any:
+    """The eigenvalues of h·J of a :func:`stability_report` as one complex DataArray."""
+    return (ds["eig_real"] + 1j * ds["eig_imag"]).rename("eigenvalue")
+
+
 def _matrix_R(method: ButcherTableau, Z: Tensor) -> Tensor:
     """R(Z) = Q(Z)⁻¹ P(Z) for a batch of matrices Z (…, n, n)."""
     from ..stability.function import stability_function
 
+    if isinstance(method, ExactFlow):
+        return torch.linalg.matrix_exp(Z)
     R = stability_function(method)
     eye = torch.eye(Z.shape[-1], dtype=Z.dtype, device=Z.device).expand_as(Z)
 
@@ -273,18 +326,21 @@ def _fov_boundary(Z: Tensor, n_angles: int = 24) -> Tensor:
 
 def stability_report(model: Any, inputs: Tensor, h0: Tensor | None = None, *, method: Any = None,
                      max_samples: int | None = None, steps: Any = None, field_of_values: bool = True,
-                     exact_dt: bool = True) -> "xr.Dataset":  # noqa: F821
+                     exact_dt: bool = True, per_step_dt: bool = True) -> "xr.Dataset":  # noqa: F821
     """Jacobian-spectrum stability analysis of ``model`` along its trajectory on ``inputs``.
 
     Args:
-        model: an ODERNN, a module holding one (``.rnn`` or any submodule), or a single
-            ODERNN cell (RKCell, MultistepCell, HigherOrderCell, …).
+        model: an ODERNN, a module holding one (``.rnn`` or any submodule), a single
+            ODERNN cell (RKCell, MultistepCell, HigherOrderCell, …), or a :class:`QUNNCell`
+            (J_k = −iH_k in real form; method GL2 = Cayley, or the exact exponential).
         inputs: (seq, batch, input) — batch first for ``batch_first`` ODERNNs.
         h0: initial states (num_layers, batch, state) or (batch, state); zeros by default.
         method: analyse as if integrated with this method (default: the cell's own).
         max_samples, steps: restrict the samples / steps analysed.
         field_of_values: also sample the boundary of W(h·J) (24 directions).
-        exact_dt: compute ``max_stable_dt`` per step (cost: cached ray exits).
+        exact_dt: compute the largest stable dt (exact ray exits of the binding eigenvalues).
+        per_step_dt: exact per step (else only the overall value is exact; per-step values are
+            the 0.5°-screening estimates).
 
     Returns an ``xarray.Dataset`` with dims ``layer, step, sample, eig`` and variables
     ``eig_real, eig_imag`` (eigenvalues of h·J, h = dt/substeps), ``abs_R``, ``inside``
@@ -294,14 +350,21 @@ def stability_report(model: Any, inputs: Tensor, h0: Tensor | None = None, *, me
     (per step, pooled over samples) and scalars ``frac_inside``, ``max_abs_R``,
     ``max_stable_dt_overall``, ``frac_condition``; attrs: method, dt, step_size.
 
-    Complex numbers are stored as real/imag pairs: h5netcdf writes complex only as
-    non-standard NetCDF, which other readers reject.
+    Eigenvalues are stored as real/imag pairs.  (h5netcdf ≥ 1.4 also round-trips complex
+    variables, as an HDF5 compound type; readers built on older netCDF-C do not understand
+    it, so the report keeps to plain float64.)  :func:`complex_eigenvalues` recombines them.
     """
     import xarray as xr
 
     from ..io import provenance
 
-    tj = trajectory_jacobians(model, inputs, h0, max_samples=max_samples, steps=steps)
+    from .qunn import QUNNCell
+
+    if isinstance(model, QUNNCell):
+        Jq, _ = _qunn_jacobians(model, inputs, max_samples, steps)
+        tj = TrajectoryJacobians([Jq], [], [_QUNNLayer(model)])  # type: ignore[list-item]
+    else:
+        tj = trajectory_jacobians(model, inputs, h0, max_samples=max_samples, steps=steps)
     L = len(tj.cells)
     T, B, n, _ = tj.jacobians[0].shape
     shape = (L, T, B, n)
@@ -333,14 +396,14 @@ def stability_report(model: Any, inputs: Tensor, h0: Tensor | None = None, *, me
         if m is None:
             continue
         absR[l] = amplification(m, eig[l])
-        if isinstance(m, ButcherTableau):
+        if isinstance(m, (ButcherTableau, ExactFlow)):
             Z = h * Jd
             normR[l] = torch.linalg.matrix_norm(_matrix_R(m, Z), ord=2).numpy()
             if field_of_values:
                 pts = _fov_boundary(Z).numpy()
                 fovR[l] = amplification(m, pts).max(-1)
         if exact_dt:
-            per, best = approx_max_stable_dt(m, lamJ.reshape(T, B * n))
+            per, best = approx_max_stable_dt(m, lamJ.reshape(T, B * n), per_row=per_step_dt)
             sub = float(getattr(cell, "substeps", 1) or 1)  # RK steps per input step: dt = sub·h
             msdt[l] = sub * per
             overall = min(overall, sub * best)

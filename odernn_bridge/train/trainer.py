@@ -33,7 +33,7 @@ import warnings
 from dataclasses import dataclass
 from dataclasses import field as dc_field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NoReturn
 
 import numpy as np
 import torch
@@ -61,7 +61,9 @@ class TrainConfig:
     run can then be continued with ``resume``; it does not change the schedule.
     ``patience``: early stopping after that many epochs without a better validation score
     (accuracy for classification, loss for regression); ``None`` disables it.
-    ``monitor_every``: steps between stability-monitor calls (ODERNN models; 0 disables).
+    ``monitor_every``: steps between stability-monitor calls (ODERNN models; 0 disables);
+    each call linearises ``monitor_samples`` sequences of the batch at ``monitor_time_steps``
+    evenly spaced time steps (its cost grows with both and with hidden³).
     """
 
     task: str = "digits"
@@ -91,6 +93,8 @@ class TrainConfig:
     max_steps: int | None = None
     patience: int | None = None
     monitor_every: int = 50
+    monitor_samples: int = 2
+    monitor_time_steps: int = 16
     eval_batch_size: int = 512
     device: str = "cpu"
     progress: bool = True
@@ -101,7 +105,8 @@ class TrainConfig:
             if not isinstance(v, int) or isinstance(v, bool) or v < (0 if allow_zero else 1):
                 raise ValueError(f"{name}: expected a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}")
 
-        for name in ("hidden", "num_layers", "substeps", "epochs", "batch_size", "eval_batch_size", "step_size"):
+        for name in ("hidden", "num_layers", "substeps", "epochs", "batch_size", "eval_batch_size", "step_size",
+                     "monitor_samples", "monitor_time_steps"):
             positive_int(name)
         for name in ("checkpoint_every", "monitor_every"):
             positive_int(name, allow_zero=True)
@@ -230,6 +235,7 @@ class Trainer:
         self.out_dir = Path(out_dir) if out_dir is not None else None
         self.callbacks = list(callbacks)
         self.device = torch.device(config.device)
+        self._task_given = task is not None
         self.task = task if task is not None else get_task(config.task, **config.task_options)
         self._monitor_spec = monitor
         self.monitor: Any = None
@@ -247,6 +253,7 @@ class Trainer:
         self.best_state: dict[str, torch.Tensor] | None = None
         self.bad_epochs = 0
         self.elapsed = 0.0
+        self.monitor_time = 0.0
         self.step_records: list[dict[str, Any]] = []
         self.epoch_records: list[dict[str, Any]] = []
         self.stopped = ""
@@ -303,7 +310,8 @@ class Trainer:
             warnings.warn(f"stability monitor unavailable ({exc}); training without it", RuntimeWarning,
                           stacklevel=3)
             return None
-        return StabilityMonitor(every=self.config.monitor_every)
+        return StabilityMonitor(every=self.config.monitor_every, max_samples=self.config.monitor_samples,
+                                max_steps=self.config.monitor_time_steps)
 
     @property
     def batches_per_epoch(self) -> int:
@@ -328,7 +336,7 @@ class Trainer:
                 "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "perm": self.perm,
                 "global_step": self.global_step, "acc": dict(self.acc), "best_score": self.best_score,
                 "best_epoch": self.best_epoch, "best_state": self.best_state, "bad_epochs": self.bad_epochs,
-                "elapsed": self.elapsed, "stopped": self.stopped,
+                "elapsed": self.elapsed, "monitor_time": self.monitor_time, "stopped": self.stopped,
             },
             "history": {"steps": self.step_records, "epochs": self.epoch_records},
         }
@@ -346,6 +354,7 @@ class Trainer:
         self.global_step, self.acc = loop["global_step"], dict(loop["acc"])
         self.best_score, self.best_epoch, self.best_state = loop["best_score"], loop["best_epoch"], loop["best_state"]
         self.bad_epochs, self.elapsed, self.stopped = loop["bad_epochs"], loop["elapsed"], loop["stopped"]
+        self.monitor_time = loop.get("monitor_time", 0.0)
         self.step_records = list(state["history"]["steps"])
         self.epoch_records = list(state["history"]["epochs"])
         _set_rng_state(state["rng"])  # last: building the model above consumed random numbers
@@ -407,6 +416,8 @@ class Trainer:
                 if saved != cfg:
                     diff = [f.name for f in dataclasses.fields(cfg) if getattr(saved, f.name) != getattr(cfg, f.name)]
                     warnings.warn(f"resume: using the checkpoint's configuration; ignoring changed {diff}", stacklevel=2)
+                if not self._task_given and (saved.task, saved.task_options) != (cfg.task, cfg.task_options):
+                    self.task = get_task(saved.task, **saved.task_options)
                 self.config = cfg = saved
                 self._build()
                 self.load_state_dict(state)
@@ -433,7 +444,6 @@ class Trainer:
         x_train, y_train = self.task.train.tensors
         n = len(x_train)
         nb = self.batches_per_epoch
-        params = [p for p in self.model.parameters() if p.requires_grad]
         self.model.train()
         while self.epoch < cfg.epochs:
             if self.perm is None:
@@ -482,9 +492,12 @@ class Trainer:
 
     def _step(self, xb: torch.Tensor, yb: torch.Tensor) -> dict[str, Any]:
         cfg = self.config
-        out = self.model(xb)
-        loss = self.task.loss(out, yb)
         where = f"step {self.global_step + 1} (epoch {self.epoch + 1}, batch {self.batch_in_epoch + 1})"
+        try:
+            out = self.model(xb)
+        except NonFiniteError as exc:  # a cell detected NaN/Inf in its states
+            self._fail(f"non-finite values in the forward pass at {where} ({exc})")
+        loss = self.task.loss(out, yb)
         if not torch.isfinite(loss):
             self._fail(f"non-finite training loss ({float(loss.detach())}) at {where}")
         self.optimizer.zero_grad(set_to_none=True)
@@ -516,6 +529,7 @@ class Trainer:
 
     def _run_monitor(self, xb: torch.Tensor) -> dict[str, float]:
         was_training = self.model.training
+        t0 = time.perf_counter()
         try:
             with torch.random.fork_rng(devices=[]):
                 metrics = self.monitor(self.model.rnn, xb)
@@ -526,15 +540,17 @@ class Trainer:
             return {}
         finally:
             self.model.train(was_training)
+        self.monitor_time += time.perf_counter() - t0
         return {f"monitor_{k}": float(v) for k, v in (metrics or {}).items()
                 if isinstance(v, (int, float, np.number)) or (torch.is_tensor(v) and v.numel() == 1)}
 
-    def _fail(self, message: str) -> None:
+    def _fail(self, message: str) -> NoReturn:
         self._write_history()
         where = (f"the last good checkpoint is {self.checkpoint_path}" if self.checkpoint_path is not None
                  else "no checkpoint was written (no out_dir)")
-        raise NonFiniteError(f"{message}; training stopped, {where}. A smaller --dt, a more stable method "
-                             f"(see `odernn stability`), a smaller --lr or --clip usually helps.")
+        raise NonFiniteError(f"{message}; training stopped, {where}. A smaller --dt, a method whose "
+                             f"stability region covers dt·λ (see ob.max_stable_dt and the monitor_* metrics "
+                             f"in history.nc), a smaller --lr or --clip usually helps.")
 
     def _end_epoch(self) -> bool:
         cfg = self.config
@@ -595,6 +611,7 @@ class Trainer:
         summary: dict[str, Any] = {
             "task": self.config.task, "model": self.config.model, "stopped": self.stopped,
             "steps": self.global_step, "epochs_done": self.epoch, "wall_time_s": self.elapsed,
+            "monitor_time_s": self.monitor_time,
             "parameters": sum(p.numel() for p in self.model.parameters()),
         }
         if self.config.model == "odernn":

@@ -82,10 +82,11 @@ class _Level:
 class _ReferenceGrid:
     """Reference states on ``t0 + j·T/N`` grids, computed once on the finest grid and sliced."""
 
-    def __init__(self, backend: Backend, prob: Problem, ground_truth: bool) -> None:
+    def __init__(self, backend: Backend, prob: Problem, ground_truth: bool, dps: int | None = None) -> None:
         self.backend = backend
         self.prob = prob
         self.ground_truth = ground_truth
+        self.dps = dps
         self._cache: dict[int, np.ndarray] = {}
         self._final: np.ndarray | None = None
 
@@ -94,7 +95,11 @@ class _ReferenceGrid:
             if N % n == 0:
                 return U[:: N // n]
         t0, t1 = self.prob.tspan
-        U = np.asarray(self.backend.reference(self.prob, t0 + (t1 - t0) * np.arange(n + 1) / n))
+        times = t0 + (t1 - t0) * np.arange(n + 1) / n
+        if self.dps is not None:
+            U = self.backend.ground_truth_mp(self.prob, times, self.dps + 10)  # type: ignore[attr-defined]
+        else:
+            U = np.asarray(self.backend.reference(self.prob, times))
         self._cache[n] = U
         return U
 
@@ -102,6 +107,8 @@ class _ReferenceGrid:
         self.grid(n)
 
     def final(self) -> np.ndarray:
+        if self._final is None and self.dps is not None:
+            self._final = self.grid(1)[-1]
         if self._final is None:
             t1 = self.prob.tspan[1]
             gt = getattr(self.backend, "ground_truth", None)
@@ -112,11 +119,13 @@ class _ReferenceGrid:
         return self._final
 
 
-def _resolve(method_or_cell: Any, prob: Problem, backend: Backend) -> Stepper:
+def _resolve(method_or_cell: Any, prob: Problem, backend: Backend, dps: int | None = None) -> Stepper:
     if is_cell(method_or_cell):
+        if dps is not None:
+            raise ValueError("precision: torch cells run in float64; use precision='float64'")
         return CellStepper(method_or_cell, prob)
     if isinstance(method_or_cell, (str, ButcherTableau, LinearMultistep)):
-        return MethodStepper(get_method(method_or_cell), backend)
+        return MethodStepper(get_method(method_or_cell), backend, dps=dps)
     raise TypeError("method_or_cell: expected a method name, a ButcherTableau/LinearMultistep or an RK cell, "
                     f"got {type(method_or_cell).__name__}")
 
@@ -142,7 +151,8 @@ def _run_level(stepper: Stepper, prob: Problem, ref: _ReferenceGrid, n: int) -> 
     U = stepper.trajectory(prob, dt)
     if U.shape[0] != n + 1:
         raise RuntimeError(f"stepper returned {U.shape[0]} states for {n} steps")
-    err = float(np.max(np.abs(U[-1] - ref.final()))) if np.all(np.isfinite(U[-1])) else float("inf")
+    finite = np.all(np.isfinite(np.asarray(U[-1], dtype=np.float64)))
+    err = float(np.max(np.abs(U[-1] - ref.final()))) if finite else float("inf")
     return _Level(dt, n, U, err)
 
 
@@ -185,7 +195,8 @@ def _auto_levels(stepper: Stepper, prob: Problem, ref: _ReferenceGrid, n_dts: in
 def validate(method_or_cell: Any, problem: str | Problem = "vanderpol", dts: Sequence[float] | None = None,
              backend: str | Backend = "auto", *, n_dts: int = 6, tolerance: float = DEFAULT_TOLERANCE,
              floor: float = _FLOOR, ceiling: float = _CEILING, max_steps: int = _MAX_STEPS,
-             ground_truth: bool = True, field_steps: int = 8) -> "xr.Dataset":
+             ground_truth: bool = True, field_steps: int = 8, precision: str = "float64",
+             dps: int = 40) -> "xr.Dataset":
     """Cross-validate a method or an RK cell against a reference backend.
 
     Args:
@@ -201,6 +212,11 @@ def validate(method_or_cell: Any, problem: str | Problem = "vanderpol", dts: Seq
         floor, ceiling: asymptotic window for the final error, relative to ``max|u_ref|``.
         ground_truth: use the backend's high-precision ground truth (mpmath) for the final
             value where it has one.
+        precision: ``"float64"`` or ``"mp"`` — run a Runge–Kutta method in mpmath at ``dps``
+            digits against an mpmath reference at ``dps + 10`` digits (embedded backend).  In
+            float64 the asymptotic range of methods of order ≥ 5 often lies below round-off
+            (their leading error terms are small by design); ``"mp"`` lowers the floor to
+            ``10^-(dps-8)``.
 
     Returns:
         ``xarray.Dataset`` with dims ``dt``, ``step``, ``component``: ``time(dt, step)``,
@@ -215,6 +231,14 @@ def validate(method_or_cell: Any, problem: str | Problem = "vanderpol", dts: Seq
     (4.0, 'pass')
     """
     be = get_backend(backend)
+    if precision not in ("float64", "mp"):
+        raise ValueError(f"precision: expected 'float64' or 'mp', got {precision!r}")
+    mp_dps = int(dps) if precision == "mp" else None
+    if mp_dps is not None:
+        if mp_dps < 20:
+            raise ValueError(f"dps: expected at least 20 digits for precision='mp', got {dps!r}")
+        be = get_backend("scipy") if be.name != "scipy" else be
+        floor = min(floor, 10.0 ** (-(mp_dps - 8)))
     if not isinstance(n_dts, int) or n_dts < 2:
         raise ValueError(f"n_dts: expected an integer >= 2, got {n_dts!r}")
     if not (isinstance(tolerance, (int, float)) and tolerance > 0):
@@ -223,9 +247,9 @@ def validate(method_or_cell: Any, problem: str | Problem = "vanderpol", dts: Seq
     if not be.handles(prob):
         logger.info("backend %s cannot evaluate problem %s; using the SciPy backend for it", be.name, prob.name)
         be = get_backend("scipy")
-    stepper = _resolve(method_or_cell, prob, be)
-    ref = _ReferenceGrid(be, prob, ground_truth)
-    scale = max(1.0, float(np.max(np.abs(ref.final()))))
+    stepper = _resolve(method_or_cell, prob, be, mp_dps)
+    ref = _ReferenceGrid(be, prob, ground_truth, mp_dps)
+    scale = max(1.0, float(np.max(np.abs(np.asarray(ref.final(), dtype=np.float64)))))
     span, base = _units(prob)
     if dts is None:
         levels = _auto_levels(stepper, prob, ref, n_dts, floor * scale, ceiling * scale, max_steps)
@@ -273,7 +297,7 @@ def _assemble(stepper: Stepper, prob: Problem, be: Backend, ref: _ReferenceGrid,
         R = ref.grid(lv.n)
         t = t0 + lv.dt * np.arange(lv.n + 1)
         time[i, : lv.n + 1] = t
-        gerr[i, : lv.n + 1] = np.max(np.abs(lv.U - R), axis=1)
+        gerr[i, : lv.n + 1] = np.max(np.abs(lv.U - R), axis=1).astype(np.float64)
         gerr[i, lv.n] = lv.final_error  # against the ground truth
         if lv.n >= k:
             if isinstance(m, LinearMultistep):
@@ -281,8 +305,8 @@ def _assemble(stepper: Stepper, prob: Problem, be: Backend, ref: _ReferenceGrid,
                 one = stepper.local_steps(prob, t[: lv.n - k + 1], R[: lv.n - k + 1], lv.dt, history=hist)
             else:
                 one = stepper.local_steps(prob, t[:-1], R[:-1], lv.dt)
-            lerr[i, k: lv.n + 1] = np.max(np.abs(one - R[k:]), axis=1)
-        finals[i] = lv.U[-1]
+            lerr[i, k: lv.n + 1] = np.max(np.abs(one - R[k:]), axis=1).astype(np.float64)
+        finals[i] = np.asarray(lv.U[-1], dtype=np.float64)
     dts = np.array([lv.dt for lv in levels])
     fe = np.array([lv.final_error for lv in levels])
     obs = observed_order(dts, fe)
@@ -305,7 +329,7 @@ def _assemble(stepper: Stepper, prob: Problem, be: Backend, ref: _ReferenceGrid,
             "final_error": ("dt", fe, {"long_name": "max-norm error at the final time"}),
             "pairwise_order": ("dt", pair, {"long_name": "order between this and the previous dt"}),
             "solution_final": (("dt", "component"), finals),
-            "reference_final": ("component", ref.final()),
+            "reference_final": ("component", np.asarray(ref.final(), dtype=np.float64)),
             "observed_order": ((), obs, {"long_name": "least-squares slope of log final error vs log dt"}),
             "observed_local_order": ((), obs_local,
                                      {"long_name": "least-squares slope of log max local error vs log dt"}),
@@ -322,6 +346,7 @@ def _assemble(stepper: Stepper, prob: Problem, be: Backend, ref: _ReferenceGrid,
                    f"{be.name} tight-tolerance reference" + (" + ground truth at t1" if ref.ground_truth else "")),
         tolerance=float(tolerance), floor=float(floor), ceiling=float(ceiling),
         levels_in_window=in_window, dts_chosen="auto" if auto else "given", verdict=v,
+        precision="float64" if ref.dps is None else f"mpmath {ref.dps} digits (reference {ref.dps + 10})",
     )
     for k_, v_ in versions.items():
         ds.attrs[f"version_{k_}"] = v_

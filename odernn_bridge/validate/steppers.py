@@ -46,13 +46,22 @@ class MethodStepper(Stepper):
     """A catalogue method integrated by ``backend`` (its own integrator when it supports the
     method, the embedded NumPy integrator otherwise)."""
 
-    def __init__(self, method: ButcherTableau | LinearMultistep, backend: Backend) -> None:
+    def __init__(self, method: ButcherTableau | LinearMultistep, backend: Backend, dps: int | None = None) -> None:
         self.method = method
         self.backend = backend
-        self.runner = backend if backend.supports(method) else get_backend("scipy")
-        self.name = f"{self.runner.name} fixed-step integrator"
+        self.dps = dps
+        if dps is not None:
+            if not isinstance(method, ButcherTableau):
+                raise ValueError("precision: extended precision runs Runge-Kutta methods only")
+            self.runner = get_backend("scipy")
+            self.name = f"numpy/mpmath fixed-step integrator ({dps} digits)"
+        else:
+            self.runner = backend if backend.supports(method) else get_backend("scipy")
+            self.name = f"{self.runner.name} fixed-step integrator"
 
     def trajectory(self, prob: Problem, dt: float) -> np.ndarray:
+        if self.dps is not None:
+            return self.runner.solve_mp(prob, self.method, dt, self.dps)  # type: ignore[attr-defined]
         return self.runner.solve(prob, self.method, dt=dt).u
 
     def local_steps(self, prob: Problem, t: np.ndarray, U: np.ndarray, dt: float,
@@ -62,6 +71,14 @@ class MethodStepper(Stepper):
             # history: (k, n, d) reference states before each target step
             p = prob.params_for(0)
             return lmm_step(m, lambda tt, u: prob.rhs(tt, u, p), float(t[0]), history, dt)
+        if self.dps is not None:
+            span = (prob.tspan[1] - prob.tspan[0])
+            n = int(round(span / dt))
+            import mpmath
+
+            with mpmath.workdps(self.dps):
+                h = (mpmath.mpf(prob.tspan[1]) - mpmath.mpf(prob.tspan[0])) / n
+                return self.runner.step(prob, m, float(t[0]), U, h, dps=self.dps)  # type: ignore[call-arg]
         out = np.empty_like(U)
         if not prob.autonomous:
             seg = _segment_of(prob, t)

@@ -49,3 +49,10 @@ def sdirk_crouzeix() -> ob.ButcherTableau:
     """Crouzeix's 2-stage SDIRK of order 3, γ = 1/2 + √3/6: algebraic, non-rational R(z)."""
     g = "1/2 + sqrt(3)/6"
     return ob.ButcherTableau([[g, 0], ["-sqrt(3)/3", g]], ["1/2", "1/2"], order=3, name="my_SDIRK3")
+
+
+@pytest.fixture(scope="session")
+def two_islands() -> ob.ButcherTableau:
+    """A 2-stage first-order method with R(z) = 1 + z + z²/10 (b₂c₂ = 1/10): its stability
+    region has two components."""
+    return ob.ButcherTableau([[0, 0], [1, 0]], ["9/10", "1/10"], name="my_two_islands", order=1)

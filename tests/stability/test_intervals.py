@@ -234,19 +234,16 @@ def test_max_stable_dt_agrees_with_dense_ray_sampling(name):
             assert abs(dt - sampled) <= t_max / 20000 + 1e-12
 
 
-def test_max_stable_dt_first_exit_in_non_star_shaped_region():
-    """A ray that leaves, then re-enters: the answer is the first exit, not the last one."""
-    # AB3's region has 'ears' next to the imaginary axis: along 100° the ray exits and re-enters
-    m = ob.get_method("AB3")
-    f = ob.stability_function(m)
-    lam = np.exp(1j * np.radians(100))
-    t = np.linspace(1e-4, 2, 40001)
-    inside = f(t * lam) <= 1 + 1e-12
-    changes = np.nonzero(np.diff(inside.astype(int)))[0]
-    dt = ob.max_stable_dt(m, [lam])
-    assert abs(dt - t[changes[0]]) < 2 * (t[1] - t[0])
-    if len(changes) >= 2:  # the re-entry exists and is not reported
-        assert dt < t[changes[1]]
+def test_max_stable_dt_first_exit_in_disconnected_region(two_islands):
+    """R(z) = 1 + z + z²/10: the region is two islands around the roots of R on the negative
+    axis, so the ray λ = −1 exits, then re-enters: the answer is the first exit."""
+    dt = ob.max_stable_dt(two_islands, [-1.0])
+    # first exit: R(−x) = −1 ⇔ x² − 10x + 20 = 0 ⇔ x = 5 − √5 (|R| ≤ 1 on [0, 5 − √5])
+    assert abs(dt - (5 - math.sqrt(5))) < 1e-14
+    assert abs(ob.real_stability_interval(two_islands) - (5 - math.sqrt(5))) < 1e-14
+    # the second island [5 + √5 − ..., ...] is not reached through the gap
+    R = ob.stability_function(two_islands)
+    assert abs(R(-8.873)) < 1 and abs(R(-5.0)) > 1
 
 
 def test_max_stable_dt_is_exact_relative_1e8():

@@ -57,12 +57,24 @@ def test_boundary_of_unbounded_implicit_region(radau2):
     assert full.closed == (True,)  # the whole instability island fits: one closed loop
 
 
-def test_multiply_connected_boundary_several_curves():
-    m = ob.get_method("BDF6")
-    b = ob.stability_boundary(m, real=(-10, 30), imag=(-25, 25), resolution=401)
-    assert len(b) >= 2
+def test_disconnected_region_has_two_closed_boundaries(two_islands):
+    # R = 1 + z + z²/10 has the critical value R(−5) = −3/2: {|R| ≤ 1} splits into two
+    # islands around the roots −5 ± √15 of R
+    b = ob.stability_boundary(two_islands, real=(-11, 1), imag=(-3, 3), resolution=301)
+    assert len(b) == 2 and b.closed == (True, True)
+    R = ob.stability_function(two_islands)
+    centres = sorted(float(np.mean(c.real)) for c in b)
+    assert abs(centres[0] - (-5 - math.sqrt(15))) < 0.5 and abs(centres[1] - (-5 + math.sqrt(15))) < 0.5
     for c in b:
-        # projected onto the boundary locus: a root on the unit circle, none outside
+        assert np.max(np.abs(np.abs(R(c)) - 1)) < 1e-12
+
+
+def test_bdf6_boundary_is_projected_onto_the_locus():
+    m = ob.get_method("BDF6")
+    b = ob.stability_boundary(m, real=(-10, 30), imag=(-25, 25), resolution=201)
+    assert len(b) >= 1
+    for c in b:
+        # a root on the unit circle, none outside: max |ζ| = 1 to 1e-8
         assert np.max(np.abs(max_root_modulus(m, c) - 1)) < 1e-8
 
 

@@ -46,6 +46,7 @@ def test_layer_equivalence_random_weights(kind, layers, batch_first, bias):
             p.normal_(0.0, 0.8)
     ode = as_odernn(m)
     assert isinstance(ode, ODERNN) and ode.method.name == "Euler" and ode.dt == 1.0
+    assert ode.derivative_order == (2 if kind == "LSTM" else 1) == classify(m).t
     B, T = 4, 12
     x = torch.randn(B, T, 3, dtype=D) if batch_first else torch.randn(T, B, 3, dtype=D)
     if kind == "LSTM":
@@ -57,6 +58,18 @@ def test_layer_equivalence_random_weights(kind, layers, batch_first, bias):
     assert _max_diff(ref[1], got[1]) <= TOL
     # without h0 as well
     assert _max_diff(m(x)[0], ode(x)[0]) <= TOL
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_rnn_fused_and_stepwise_paths_agree(fused):
+    """nn.RNN's field has an affine form, so the library may run it through its fused
+    whole-sequence kernel; both paths must match torch."""
+    m = torch.nn.RNN(3, 6, num_layers=2, dtype=D)
+    ode = as_odernn(m)
+    for c in ode.cells:
+        c.fused = fused
+    x = torch.randn(15, 4, 3, dtype=D)
+    assert _max_diff(m(x), ode(x)) <= TOL
 
 
 def test_relu_rnn_and_unbatched_input():

@@ -43,7 +43,7 @@ def test_norm_preserved_over_10000_steps(integrator):
 def test_hamiltonian_hermitian_and_propagator_unitary():
     q = QUNNCell(4, 2, memory=2, dt=0.3)
     window = torch.randn(2, 5, 4, dtype=D)
-    H = q.hamiltonian(window)
+    H = q.hamiltonian(window).detach()
     assert float((H - H.conj().transpose(-1, -2)).abs().max()) == 0.0
     for integ in ("expm", "cayley"):
         q.integrator = integ
@@ -123,3 +123,18 @@ def test_qunn_learns_delayed_recall_better_than_chance():
     res = qunn_memory_experiment(task="recall", delay=15, n_iter=60, batch=32, n_test=400, seed=0)
     assert res["chance"] == 0.25
     assert res["accuracy"] >= 0.6
+
+
+@pytest.mark.parametrize("integrator", ["cayley", "expm"])
+def test_stability_report_of_a_qunn(integrator):
+    """The QUNN's Jacobian −iH is skew (normal, imaginary spectrum) and both integrators have
+    |R(iy)| = 1: every hλ lies on the boundary of S, ‖R(hJ)‖₂ = 1, no step-size limit."""
+    from odernn_bridge.theory import stability_report
+
+    q = QUNNCell(3, 2, memory=2, dt=0.8, integrator=integrator)
+    ds = stability_report(q, torch.randn(6, 3, 3, dtype=D))
+    assert dict(ds.sizes) == {"layer": 1, "step": 6, "sample": 3, "eig": 8}
+    assert float(abs(ds.eig_real).max()) == 0.0  # snapped: |Re λ| ≤ 1e-10·|λ| is round-off
+    assert float(abs(ds.abs_R - 1).max()) < 1e-14
+    assert float(abs(ds.norm_R - 1).max()) < 1e-13
+    assert math.isinf(float(ds.max_stable_dt_overall)) and float(ds.frac_condition) == 1.0
