@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import random
 import statistics
@@ -44,7 +43,8 @@ def _sync(device: torch.device) -> None:
 
 
 def build_cases(seq: int, batch: int, inp: int, hidden: int, device: torch.device, dtype: torch.dtype,
-                compile_: bool, dt: float = 0.5) -> tuple[dict[str, Case], dict[str, Any]]:
+                compile_: bool, dt: float = 0.5, compile_mode: str | None = None
+                ) -> tuple[dict[str, Case], dict[str, Any]]:
     """Callables running forward+backward for every case; info (compile time, checks)."""
     torch.manual_seed(0)
     x = torch.randn(seq, batch, inp, device=device, dtype=dtype)
@@ -86,9 +86,10 @@ def build_cases(seq: int, batch: int, inp: int, hidden: int, device: torch.devic
         # sanity: the 3/8-rule ODERNN reproduces torchdiffeq's numbers
         cell38 = ob.RKCell(field, "RK438Rule", dt=dt)
         with torch.no_grad():
-            u = field.project_input(x[:5])
+            n_check = min(5, seq)
+            u = field.project_input(x[:n_check])
             h1 = h2 = x.new_zeros(batch, hidden)
-            for k in range(5):
+            for k in range(n_check):
                 h1 = cell38.step_projected(u[k], h1)
                 h2 = odeint(lambda t, y, uk=u[k]: field.rhs(y, uk), h2,
                             torch.tensor([0.0, dt], device=device, dtype=dtype), method="rk4",
@@ -100,7 +101,7 @@ def build_cases(seq: int, batch: int, inp: int, hidden: int, device: torch.devic
         rk4_c = ob.ODERNN(inp, hidden, method="RK4", dt=dt, device=device, dtype=dtype, fused=False)
         rk4_c.load_state_dict(rk4.state_dict())
         try:
-            rk4_c.cells[0].compile(dynamic=False)
+            rk4_c.cells[0].compile(dynamic=False, mode=compile_mode)
             t0 = time.perf_counter()
             fb(rk4_c)()
             fb(rk4_c)()
@@ -175,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--float64", action="store_true")
     p.add_argument("--no-compile", dest="compile", action="store_false")
+    p.add_argument("--compile-mode", default=None, help="torch.compile mode (e.g. reduce-overhead on CUDA)")
     p.add_argument("--only", nargs="*", default=None, help="subset of cases")
     p.add_argument("--json", default=None, help="write the summary as JSON here")
     a = p.parse_args(argv)
@@ -182,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(a.threads)
     device = torch.device(a.device)
     dtype = torch.float64 if a.float64 else torch.float32
-    cases, info = build_cases(a.seq, a.batch, a.input, a.hidden, device, dtype, a.compile)
+    cases, info = build_cases(a.seq, a.batch, a.input, a.hidden, device, dtype, a.compile,
+                              compile_mode=a.compile_mode)
     if a.only:
         cases = {k: v for k, v in cases.items() if k in a.only}
     times = measure(cases, a.repeats, device)

@@ -112,7 +112,7 @@ show(fig, "04_monitor_during_training.png")
 # %%
 from odernn_bridge.theory import StabilityMonitor
 
-monitor = StabilityMonitor(every=1, max_samples=4)
+monitor = StabilityMonitor(every=1, max_samples=2, max_steps=16)
 x_test, y_test = Trainer(odernn_cfg).task.test.tensors
 model = odernn.model.eval()
 dts = [0.05, 0.1, 0.2, 0.4, 0.8, 1.6] if not FAST else [0.1, 0.2, 0.8]

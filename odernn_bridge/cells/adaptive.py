@@ -126,6 +126,11 @@ class AdaptiveRKCell(nn.Module):
         self._rows = [[(j, float(tab.A[i, j])) for j in range(i) if tab.A[i, j] != 0.0] for i in range(s)]
         self.last_stats: dict[str, Any] = {}
 
+    @property
+    def state_size(self) -> int:
+        """Width of the integrated state (the field's ``state_size``)."""
+        return self.field.state_size
+
     def extra_repr(self) -> str:
         return (f"method={self.method.name}, rtol={self.rtol}, atol={self.atol}, controller beta={self.beta}, "
                 f"max_steps={self.max_steps}")

@@ -132,7 +132,7 @@ class _FusedRK(torch.autograd.Function):
                 a = Abuf[r, idx]
                 if act == "tanh":
                     torch.mul(gk, a, out=gp)
-                    gp.mul_(a).neg_().add_(gk)  # gk (1 - a²)
+                    torch.addcmul(gk, gp, a, value=-1.0, out=gp)  # gk (1 - a²), elementwise in place
                 else:
                     torch.mul(gk, activation_derivative(act, a), out=gp)
                 torch.mm(gp, W, out=gy)

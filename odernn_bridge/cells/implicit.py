@@ -35,12 +35,17 @@ class NewtonOptions:
     tol: float | None = None
     maxiter: int = 20
     on_nonconvergence: str = "raise"  # "raise" | "warn" | "flag"
+    #: "full": Jacobian re-evaluated and factorised every iteration (quadratic convergence);
+    #: "frozen": simplified Newton — Jacobian at the predictor, LU-factorised once, reused
+    jacobian: str = "full"
 
     def __post_init__(self) -> None:
         if self.tol is not None and not (isinstance(self.tol, (int, float)) and self.tol > 0):
             raise ValueError(f"newton_tol: expected a positive number or None, got {self.tol!r}")
         if isinstance(self.maxiter, bool) or not isinstance(self.maxiter, int) or self.maxiter < 1:
             raise ValueError(f"newton_maxiter: expected a positive integer, got {self.maxiter!r}")
+        if self.jacobian not in ("full", "frozen"):
+            raise ValueError(f"newton_jacobian: expected 'full' or 'frozen', got {self.jacobian!r}")
         if self.on_nonconvergence not in ("raise", "warn", "flag"):
             raise ValueError("on_nonconvergence: expected 'raise', 'warn' or 'flag', got "
                              f"{self.on_nonconvergence!r}")
@@ -76,11 +81,12 @@ def _scaled_residual(G: Tensor, K: Tensor) -> Tensor:
 
 
 def _newton_block(phi_fn: Callable[[Tensor], Tensor], dphi_fn: Callable[[Tensor], Tensor], K: Tensor,
-                  tol: float, maxiter: int) -> tuple[Tensor, int, float, bool]:
-    """Full Newton on G(K) = K − Φ(K) with K: (batch, m) → (K, iterations, residual, converged)."""
+                  tol: float, maxiter: int, frozen: bool = False) -> tuple[Tensor, int, float, bool]:
+    """Newton on G(K) = K − Φ(K) with K: (batch, m) → (K, iterations, residual, converged)."""
     iters = 0
     eye = torch.eye(K.shape[1], dtype=K.dtype, device=K.device)
     res = float("inf")
+    lu = None
     for _ in range(maxiter + 1):
         G = K - phi_fn(K)
         r = _scaled_residual(G, K)
@@ -89,8 +95,12 @@ def _newton_block(phi_fn: Callable[[Tensor], Tensor], dphi_fn: Callable[[Tensor]
             return K, iters, res, True
         if res != res or iters >= maxiter:  # NaN or out of iterations
             break
-        M = eye - dphi_fn(K)
-        K = K - torch.linalg.solve(M, G.unsqueeze(-1)).squeeze(-1)
+        if frozen:
+            if lu is None:
+                lu = torch.linalg.lu_factor(eye - dphi_fn(K))
+            K = K - torch.linalg.lu_solve(*lu, G.unsqueeze(-1)).squeeze(-1)
+        else:
+            K = K - torch.linalg.solve(eye - dphi_fn(K), G.unsqueeze(-1)).squeeze(-1)
         iters += 1
     return K, iters, res, False
 
@@ -114,7 +124,8 @@ class _ImplicitFunction(torch.autograd.Function):
                         K[:, i] = Ki
                         return problem.stage_dphi(i, K, h, us)  # type: ignore[misc]
 
-                    Ki, it, res, conv = _newton_block(phi_i, dphi_i, K[:, i].clone(), tol, options.maxiter)
+                    Ki, it, res, conv = _newton_block(phi_i, dphi_i, K[:, i].clone(), tol, options.maxiter,
+                                                      options.jacobian == "frozen")
                     K[:, i] = Ki
                     total += it
                     worst = max(worst, res)
@@ -127,7 +138,8 @@ class _ImplicitFunction(torch.autograd.Function):
                 def dphi(Kf: Tensor) -> Tensor:
                     return problem.dphi(Kf.view(B, s, n), h, us)
 
-                Kf, iters, res, conv = _newton_block(phi, dphi, K0.reshape(B, s * n), tol, options.maxiter)
+                Kf, iters, res, conv = _newton_block(phi, dphi, K0.reshape(B, s * n), tol, options.maxiter,
+                                                     options.jacobian == "frozen")
                 K = Kf.view(B, s, n)
         problem.stats.update(newton_iterations=iters, residual=res, converged=conv, newton_tol=tol)
         if not conv:

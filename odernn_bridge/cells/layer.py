@@ -120,7 +120,8 @@ class ODERNN(nn.Module):
 
     @property
     def state_size(self) -> int:
-        return self.cells[0].field.state_size if not hasattr(self.cells[0], "state_size") else self.cells[0].state_size
+        """Width of each layer's state (``h_n``'s last dimension)."""
+        return self.cells[0].state_size
 
     def extra_repr(self) -> str:
         name = getattr(self.method, "name", self.method)
@@ -133,7 +134,10 @@ class ODERNN(nn.Module):
         pdtype, pdevice = field_dtype_device(self)
         return torch.zeros(self.num_layers, batch, self.state_size, dtype=dtype or pdtype, device=device or pdevice)
 
-    def forward(self, input: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, input: Tensor, h0: Tensor | None = None,
+                timespans: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``timespans`` (seq, batch) — (batch, seq) if ``batch_first`` — per-sample time gaps
+        between consecutive inputs (ODE-RNN style irregular sampling); adaptive cells only."""
         dtype, device = field_dtype_device(self)
         check_tensor(input, "input", ndim=(2, 3), last=self.input_size,
                      what="(seq, batch, input_size)" + (" with batch_first" if self.batch_first else ""),
@@ -155,11 +159,29 @@ class ODERNN(nn.Module):
                 raise ValueError(f"h0: expected shape (num_layers={self.num_layers}, batch={B}, state_size={S}), "
                                  f"got {tuple(h0.shape)}")
             h = self._expand_h0(h0)
+        if timespans is not None:
+            from .adaptive import AdaptiveRKCell
+
+            if not all(isinstance(c, AdaptiveRKCell) for c in self.cells):
+                raise ValueError("timespans: per-sample time gaps need adaptive cells (ODERNN(..., adaptive=True))")
+            if not isinstance(timespans, Tensor):
+                raise TypeError(f"timespans: expected a tensor, got {type(timespans).__name__}")
+            if unbatched and timespans.dim() == 1:
+                timespans = timespans.unsqueeze(1)
+            elif self.batch_first and timespans.dim() == 2:
+                timespans = timespans.transpose(0, 1)
+            if timespans.shape != (T, B):
+                raise ValueError(f"timespans: expected shape (seq={T}, batch={B})"
+                                 f"{' as (batch, seq) with batch_first' if self.batch_first else ''}, "
+                                 f"got {tuple(timespans.shape)}")
         finals = []
         layer_in = x
         for l, cell in enumerate(self.cells):
             u_seq = cell.field.project_input(layer_in)
-            states = cell.run_sequence(u_seq, h[l])
+            if timespans is not None:
+                states = cell.run_sequence(u_seq, h[l], timespans=timespans)
+            else:
+                states = cell.run_sequence(u_seq, h[l])
             finals.append(states[-1])
             out = cell.field.readout(states) if not hasattr(cell, "readout") else cell.readout(states)
             if self.dropout > 0 and self.training and l < self.num_layers - 1:

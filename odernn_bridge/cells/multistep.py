@@ -46,7 +46,8 @@ class MultistepCell(nn.Module):
 
     def __init__(self, field: VectorField, method: Any, dt: float = 1.0, *, startup: Any = "RK4",
                  startup_substeps: int = 1, newton_tol: float | None = None, newton_maxiter: int = 20,
-                 on_nonconvergence: str = "raise", check_finite: bool = True) -> None:
+                 on_nonconvergence: str = "raise", newton_jacobian: str = "full",
+                 check_finite: bool = True) -> None:
         super().__init__()
         self.field = check_field(field)
         m = get_method(method) if isinstance(method, str) else method
@@ -57,7 +58,7 @@ class MultistepCell(nn.Module):
         self.dt = check_dt(dt)
         self.steps = m.steps
         self.stages = 1
-        self.newton = NewtonOptions(newton_tol, newton_maxiter, on_nonconvergence)
+        self.newton = NewtonOptions(newton_tol, newton_maxiter, on_nonconvergence, newton_jacobian)
         self.check_finite = bool(check_finite)
         # start-up steps share the field (and so its parameters)
         self.starter = RKCell(field, startup, dt=dt, substeps=startup_substeps, newton_tol=newton_tol,

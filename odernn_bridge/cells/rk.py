@@ -62,6 +62,8 @@ class RKCell(nn.Module):
             tableaux (tol default: 1e-10 float64, 1e-5 float32, on the residual scaled by
             1 + max|K|); ``"raise"`` raises :class:`~odernn_bridge.ConvergenceError`,
             ``"flag"`` only records ``last_stats["converged"] = False``.
+        newton_jacobian: ``"full"`` (Jacobian every iteration) or ``"frozen"`` (simplified
+            Newton: Jacobian at the predictor, LU-factorised once per step).
         fused: let :meth:`run_sequence` use the fused whole-sequence kernel when the field
             has an affine form and the tableau is explicit.
 
@@ -74,7 +76,8 @@ class RKCell(nn.Module):
 
     def __init__(self, field: VectorField, method: Any, dt: float = 1.0, substeps: int = 1, *,
                  input_interpolation: str = "constant", newton_tol: float | None = None,
-                 newton_maxiter: int = 20, on_nonconvergence: str = "raise", fused: bool = True,
+                 newton_maxiter: int = 20, on_nonconvergence: str = "raise", newton_jacobian: str = "full",
+                 fused: bool = True,
                  check_finite: bool = True) -> None:
         super().__init__()
         self.field = check_field(field)
@@ -84,7 +87,7 @@ class RKCell(nn.Module):
         if input_interpolation not in ("constant", "linear"):
             raise ValueError(f"input_interpolation: expected 'constant' or 'linear', got {input_interpolation!r}")
         self.input_interpolation = input_interpolation
-        self.newton = NewtonOptions(newton_tol, newton_maxiter, on_nonconvergence)
+        self.newton = NewtonOptions(newton_tol, newton_maxiter, on_nonconvergence, newton_jacobian)
         self.fused = bool(fused)
         self.check_finite = bool(check_finite)
         self.stages = self.method.stages
@@ -114,6 +117,11 @@ class RKCell(nn.Module):
     def evaluations_per_step(self) -> int:
         """Field evaluations per input step for an explicit tableau (skipped stages excluded)."""
         return len(self._needed) * self.substeps
+
+    @property
+    def state_size(self) -> int:
+        """Width of the integrated state (the field's ``state_size``)."""
+        return self.field.state_size
 
     def extra_repr(self) -> str:
         return (f"method={self.method.name}, kind={self.kind}, dt={self.dt}, substeps={self.substeps}, "
@@ -209,8 +217,7 @@ class RKCell(nn.Module):
         hs = self.step_size
         s = self.stages
         B, n = h.shape
-        A = torch.tensor(self.method.A, dtype=h.dtype, device=h.device)
-        hA = hs * A
+        hA = hs * self._coefficients(h, "A")
         us = torch.stack(us_list, dim=1)  # (B, s, p)
         p = us.shape[-1]
         autonomous = field.autonomous
@@ -256,8 +263,15 @@ class RKCell(nn.Module):
         stats["converged"] = stats["converged"] and st["converged"]
         stats["newton_tol"] = st["newton_tol"]
         stats["nfev"] += counter["nfev"]
-        b = torch.tensor(self.method.b, dtype=h.dtype, device=h.device)
-        return h + hs * torch.einsum("j,bjn->bn", b, K)
+        return h + hs * torch.einsum("j,bjn->bn", self._coefficients(h, "b"), K)
+
+    def _coefficients(self, like: Tensor, which: str) -> Tensor:
+        """Tableau arrays as tensors of ``like``'s dtype/device (cached)."""
+        key = (which, like.dtype, like.device)
+        cache = self.__dict__.setdefault("_coef_cache", {})
+        if key not in cache:
+            cache[key] = torch.tensor(np.array(getattr(self.method, which)), dtype=like.dtype, device=like.device)
+        return cache[key]
 
     # -- torch.compile ------------------------------------------------------------------------
     def _pure_step(self, u: Tensor, h: Tensor) -> Tensor:

@@ -23,6 +23,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dts", type=float, nargs="+", default=None, help="step sizes (default: automatic)")
     p.add_argument("--n-dts", type=int, default=6, help="number of automatic step sizes (default 6)")
     p.add_argument("--tolerance", type=float, default=0.3, help="allowed |observed - nominal| order")
+    p.add_argument("--precision", default="float64", choices=("float64", "mp"),
+                   help="run the method in float64 or in mpmath (40 digits) against a 50-digit reference")
+    p.add_argument("--tspan", type=float, nargs=2, default=None, metavar=("T0", "T1"),
+                   help="override the problem's time span")
     p.add_argument("--out", "-o", default=None, help="write the Dataset to this NetCDF file")
     p.add_argument("--plot", default=None, help="write a log-log error plot (PNG/PDF/SVG)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
@@ -42,14 +46,19 @@ def handler(args: argparse.Namespace) -> int:
 
     if args.n_dts < 2:
         raise ValueError(f"--n-dts: expected an integer >= 2, got {args.n_dts}")
+    from ..reference import get_problem
+
     methods = None if args.all else (args.method or [_default_method()])
+    problem = get_problem(args.problem)
+    if args.tspan is not None:
+        problem = problem.with_tspan(tuple(args.tspan))
+    opts = dict(n_dts=args.n_dts, tolerance=args.tolerance, precision=args.precision)
     if methods is not None and len(methods) == 1:
-        ds = validate(methods[0], args.problem, args.dts, args.backend, n_dts=args.n_dts, tolerance=args.tolerance)
+        ds = validate(methods[0], problem, args.dts, args.backend, **opts)
         print(_report(ds))
         ok = ds.attrs["verdict"] == "pass"
     else:
-        ds = validate_sweep(methods, args.problem, args.dts, args.backend, n_dts=args.n_dts,
-                            tolerance=args.tolerance, progress=not args.quiet)
+        ds = validate_sweep(methods, problem, args.dts, args.backend, progress=not args.quiet, **opts)
         print(_sweep_report(ds))
         ok = bool((ds.verdict.values == "pass").all())
     if args.out:
@@ -70,6 +79,8 @@ def _report(ds: Any) -> str:
         lines.append(f"{dt:12.4e} {e:12.3e} {'' if o != o else f'{o:6.2f}':>6}")
     lines.append(f"observed order {float(ds.observed_order):.2f} (local {float(ds.observed_local_order):.2f}), "
                  f"nominal {int(ds.nominal_order)}: {a['verdict']}")
+    if a.get("hint"):
+        lines.append(f"hint: {a['hint']}")
     return "\n".join(lines)
 
 

@@ -144,29 +144,38 @@ def ray_abs2(coeffs: Poly, lam: tuple[Any, Any]) -> Poly:
 
 # -- the first exit of p >= 0 along t > 0 ----------------------------------------------
 
-def first_exit(p: Poly, zero_tol: Any = 0, t_max: float | None = None) -> float | None:
+def first_exit(p: Poly, zero_tol: Any = 0, t_max: float | None = None,
+               scales: Poly | None = None, value_tol: Any = None) -> float | None:
     """Smallest ``t* >= 0`` such that ``p < 0`` just after ``t*`` (``p >= 0`` on ``[0, t*]``).
 
     ``None`` when ``p >= 0`` on all of ``(0, t_max)`` (``t_max=None``: ``(0, inf)``).  The
-    coefficients are Fractions (exact) or mpf with ``zero_tol`` the absolute size below which
-    a coefficient counts as zero.  Candidate sign changes come from the float roots of ``p``;
+    coefficients are Fractions (exact) or mpf; with ``zero_tol > 0`` coefficient k counts as
+    zero when ``|p_k| <= zero_tol * scales[k]`` (``scales[k]``: the size of the terms summed
+    into p_k; by default ``|p_k|``, so that only exact zeros count), and a value p(t) counts
+    as non-negative when ``p(t) >= -value_tol * sum_k scales[k] t^k`` (default
+    ``value_tol = 10 zero_tol``).  Candidate sign changes come from the float roots of ``p``;
     the sign between consecutive candidates is decided in the exact/high-precision field, and
     the crossing is refined by bisection at :data:`MP_DPS` digits.
     """
-    p = trim(p, zero_tol)
+    sc = list(scales) if scales is not None else [abs(c) for c in p]
+    sc = sc + [0] * (len(p) - len(sc))
+    p = [c if abs(c) > zero_tol * s else c * 0 for c, s in zip(p, sc)] if zero_tol else list(p)
+    p = trim(p, 0)
     if not p:
         return None  # p == 0 identically: the closed region contains the whole ray
     # divide out the factor t**m of the root at t = 0
     m = 0
-    while m < len(p) and abs(p[m]) <= zero_tol:
+    while p[m] == 0:
         m += 1
     p = p[m:]
+    sc = sc[m:len(p) + m]
     if p[0] < 0:
         return 0.0
     if len(p) == 1:
         return None
     with mpmath.workdps(MP_DPS):
         pm = [to_mp(c) for c in p]
+        scm = [to_mp(s) for s in sc]
         tol_mp = to_mp(zero_tol)
         scale = max(abs(c) for c in pm)
         fl = np.array([float(c / scale) for c in pm], dtype=np.float64)[::-1]
@@ -187,10 +196,11 @@ def first_exit(p: Poly, zero_tol: Any = 0, t_max: float | None = None) -> float 
         tests.append(2.0 * prev + 1.0 if t_max is None else 0.5 * (prev + t_max))
 
         # rounding at MP_DPS digits (exact field) or the coefficient noise (mp field)
-        eps_rel = max(mpmath.mpf(10) ** (-(MP_DPS - 10)), 10 * tol_mp)
+        eps_rel = max(mpmath.mpf(10) ** (-(MP_DPS - 10)),
+                      10 * tol_mp if value_tol is None else to_mp(value_tol))
 
         def inside(t: mpmath.mpf) -> bool:
-            return peval(pm, t) >= -eps_rel * peval_abs(pm, t)
+            return peval(pm, t) >= -eps_rel * max(peval_abs(pm, t), peval(scm, abs(t)))
 
         lo = mpmath.mpf(0)
         for t in tests:

@@ -72,12 +72,12 @@ class StabilityFunction:
     >>> R = ob.stability_function("RK4")
     >>> [str(c) for c in R.exact[0]]
     ['1', '1', '1/2', '1/6', '1/24']
-    >>> round(abs(R(-2.0)), 6)
+    >>> round(float(abs(R(-2.0))), 6)
     0.333333
     """
 
     def __init__(self, numerator: Sequence[Any], denominator: Sequence[Any], *, name: str = "R",
-                 arithmetic: str = "exact rational", zero_tol: Any = 0) -> None:
+                 arithmetic: str = "exact rational", zero_tol: Any = 0, coefficient_tol: Any = 0) -> None:
         num = _poly.trim(list(numerator), zero_tol)
         den = _poly.trim(list(denominator), zero_tol)
         if not den:
@@ -87,6 +87,10 @@ class StabilityFunction:
         self._num = tuple(num)
         self._den = tuple(den)
         self.zero_tol = zero_tol
+        #: uncertainty of the coefficients (published decimals): sign decisions treat values
+        #: below it as zero, so a method published to 16 digits is not declared unstable by a
+        #: 1e-16 defect in an order condition
+        self.coefficient_tol = max(coefficient_tol, zero_tol)
         self.name = name
         self.arithmetic = arithmetic
         self.field = _poly.field_of(self._num + self._den)
@@ -118,14 +122,22 @@ class StabilityFunction:
 
     @property
     def at_infinity(self) -> float:
-        """``lim_{z→∞} R(z)`` (``inf`` when deg P > deg Q)."""
+        """``lim_{z→∞} R(z)`` (``inf`` when deg P > deg Q; 0 when deg P < deg Q or the
+        leading numerator coefficient is zero to the coefficients' accuracy)."""
         dp, dq = self.degree
         if dp < dq:
             return 0.0
         if dp > dq:
             return float("inf")
-        return float(self._num[-1] / self._den[-1]) if self.field == "fraction" else \
-            float(_poly.to_mp(self._num[-1]) / _poly.to_mp(self._den[-1]))
+        if self.field == "fraction":
+            return float(self._num[-1] / self._den[-1])
+        ratio = _poly.to_mp(self._num[-1]) / _poly.to_mp(self._den[-1])
+        # a leading coefficient that is zero to the coefficients' accuracy (published
+        # decimals of a stiffly accurate method) gives R(∞) = 0
+        scale = max(abs(_poly.to_mp(c)) for c in self._num)
+        if abs(self._num[-1]) <= self.coefficient_tol * max(scale, 1):
+            return 0.0
+        return float(ratio)
 
     # -- evaluation ------------------------------------------------------------------------
     def __call__(self, z: Any) -> Any:
@@ -271,6 +283,7 @@ def _pairs(raw: dict[str, Any]) -> list[Any]:
 @functools.lru_cache(maxsize=512)
 def _all_functions(m: ButcherTableau) -> dict[str, Any]:
     label, dps = _arithmetic(m)
+    coefficient_tol: Any = 0
     if dps is None:
         raw = _raw_polynomials(m, None)
 
@@ -288,6 +301,11 @@ def _all_functions(m: ButcherTableau) -> dict[str, Any]:
             zero_tol = max(noise * mpmath.mpf(10) ** (4 - _EXTRA_DPS),
                            mpmath.mpf(10) ** -(dps + _EXTRA_DPS - 5))
         label = label.replace(f"{dps} digits", f"{dps + _EXTRA_DPS} digits")
+        if "published" in label:
+            digits = min(d for d in (decimal_digits(x) for x in m.coefficients._all()) if d is not None)
+            # published decimals are often less accurate than their printed digits (derived
+            # from a lower-precision computation): allow defects up to 10^-(2·digits/3)
+            coefficient_tol = max(mpmath.mpf(10) ** -(digits - 4), mpmath.mpf(10) ** (-2 * digits / 3))
 
         def finish(pair):
             num, den = pair
@@ -302,7 +320,8 @@ def _all_functions(m: ButcherTableau) -> dict[str, Any]:
         if pair is None:
             return None
         num, den, lab, tol = finish(pair)
-        return StabilityFunction(num, den, name=name, arithmetic=lab, zero_tol=tol)
+        return StabilityFunction(num, den, name=name, arithmetic=lab, zero_tol=tol,
+                                 coefficient_tol=coefficient_tol if tol else 0)
 
     return {
         "R": make(raw["R"], m.name),

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..methods.multistep import LinearMultistep
 from .function import as_method, stability_function
-from .multistep import max_root_modulus
+from .multistep import grid_max_root_modulus, max_root_modulus
 
 __all__ = ["stability_region", "stability_boundary", "BoundaryCurves", "check_window"]
 
@@ -55,7 +55,7 @@ def _amplification(m: Any, z: np.ndarray, embedded: bool = False) -> np.ndarray:
     if isinstance(m, LinearMultistep):
         if embedded:
             raise ValueError("embedded: multistep methods have no embedded solution")
-        return max_root_modulus(m, z)
+        return grid_max_root_modulus(m, z)
     with np.errstate(all="ignore"):
         return np.abs(stability_function(m, embedded=embedded)(z))
 

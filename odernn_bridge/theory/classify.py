@@ -158,5 +158,9 @@ def classify(module: nn.Module) -> Classification:
         return _classify_cell(module.cells[0], layers=module.num_layers)
     if hasattr(module, "method") and hasattr(module, "field") or name == "CoRNNCell":
         return _classify_cell(module)
+    inner = getattr(module, "rnn", None)
+    if isinstance(inner, nn.Module) and inner is not module:
+        c = classify(inner)  # a model wrapping its recurrent layer as .rnn (e.g. the trainer's)
+        return Classification(c.n, c.t, f"{name}.rnn: {c.explanation}")
     raise TypeError(f"module: cannot classify {name}; expected a torch RNN/GRU/LSTM (or *Cell), "
                     "URNNCell, ResidualRNNCell, AntisymmetricRNNCell, QUNNCell, an ODERNN or an ODERNN cell")

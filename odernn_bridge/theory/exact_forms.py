@@ -24,7 +24,7 @@ The returned :class:`TorchEquivalentODERNN` keeps torch's calling convention, in
 >>> ode = as_odernn(lstm)
 >>> x = torch.randn(7, 2, 3, dtype=torch.float64)
 >>> (y1, (h1, c1)), (y2, (h2, c2)) = lstm(x), ode(x)
->>> float((y1 - y2).abs().max()) < 1e-12
+>>> float((y1 - y2).abs().max().detach()) < 1e-12
 True
 """
 

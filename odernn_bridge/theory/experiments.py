@@ -472,7 +472,7 @@ def run_experiments(out: str | Path, fast: bool = False, seed: int = 0, log: Any
     pc = param_count_experiment(ts=range(1, 65, 7) if fast else range(1, 65))
     to_netcdf(pc, out / "param_counts.nc")
     _plot_counts(pc, out / "param_counts.png")
-    table = pc.sel(input_size=pc.attrs["m_ref"]).formula.to_pandas().T
+    table = pc.sel(input_size=pc.attrs["m_ref"]).formula.to_pandas().T.astype("int64")
     atomic_write_text(out / "param_counts.csv", table.to_csv())
     summary["param_counts_match"] = bool(np.all((pc.measured == pc.formula) | np.isnan(pc.measured)))
     log(f"(c) parameter counts ({time.perf_counter() - t0:.1f}s): measured == formula: {summary['param_counts_match']}")

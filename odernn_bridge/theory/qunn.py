@@ -28,7 +28,7 @@ the Cayley step is exactly the implicit-midpoint ODERNN step on it.
 >>> qunn = QUNNCell(input_size=3, n_qubits=2, memory=4)
 >>> sum(p.numel() for p in qunn.parameters()) == qunn_param_count(2, 4)
 True
->>> out, h = qunn(torch.randn(10, 5, 3, dtype=torch.float64))
+>>> with torch.no_grad(): out, h = qunn(torch.randn(10, 5, 3, dtype=torch.float64))
 >>> out.shape, float((h.pow(2).sum(-1) - 1).abs().max()) < 1e-12
 (torch.Size([10, 5, 4]), True)
 """

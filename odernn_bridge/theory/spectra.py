@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from ..cells.layer import ODERNN
 from ..methods import ButcherTableau, LinearMultistep, get_method
 
-__all__ = ["stability_report", "trajectory_jacobians", "find_odernn", "TrajectoryJacobians",
+__all__ = ["stability_report", "trajectory_jacobians", "step_jacobians", "find_odernn", "TrajectoryJacobians",
            "approx_max_stable_dt", "amplification", "complex_eigenvalues"]
 
 #: |R| ≤ 1 + INSIDE_TOL counts as inside the closed region (round-off of eigvals/Horner)
@@ -67,6 +67,8 @@ class TrajectoryJacobians:
     jacobians: list[Tensor]
     states: list[Tensor]
     cells: list[nn.Module]
+    full_states: list[Tensor] | None = None
+    projected_inputs: list[Tensor] | None = None
 
 
 def _cells_of(model: Any) -> tuple[list[nn.Module], bool]:
@@ -109,7 +111,7 @@ def trajectory_jacobians(model: Any, inputs: Tensor, h0: Tensor | None = None,
     if not torch.isfinite(x).all():
         raise ValueError("inputs: contains NaN or Inf")
     T, B = x.shape[0], x.shape[1]
-    jacs, sts = [], []
+    jacs, sts, fulls, us = [], [], [], []
     layer_in = x
     with torch.no_grad():
         for l, cell in enumerate(cells):
@@ -132,8 +134,28 @@ def trajectory_jacobians(model: Any, inputs: Tensor, h0: Tensor | None = None,
             J = cell.field.jacobian(hb.reshape(-1, n), ub.reshape(-1, ub.shape[-1]))
             jacs.append(J.reshape(len(idx), B, n, n).detach())
             sts.append(hb.detach())
+            fulls.append(before[idx].detach())
+            us.append(ub.detach())
             layer_in = cell.readout(states) if hasattr(cell, "readout") else cell.field.readout(states)
-    return TrajectoryJacobians(jacs, sts, cells)
+    return TrajectoryJacobians(jacs, sts, cells, fulls, us)
+
+
+def step_jacobians(cell: nn.Module, states: Tensor, u: Tensor) -> Tensor:
+    """∂h_{k+1}/∂h_k of one full cell step (all stages, Newton solves, multistep history) at
+    the given states (…, S) and projected inputs (…, p): (…, S, S), by reverse mode, one
+    backward pass per output component (samples of a batch do not interact)."""
+    lead = states.shape[:-1]
+    S = states.shape[-1]
+    s = states.reshape(-1, S).detach().clone().requires_grad_(True)
+    uu = u.reshape(-1, u.shape[-1]).detach()
+    with torch.enable_grad():
+        out = cell.step_projected(uu, s)
+        rows = []
+        for i in range(out.shape[-1]):
+            (g,) = torch.autograd.grad(out[:, i].sum(), s, retain_graph=i + 1 < out.shape[-1],
+                                       allow_unused=True)
+            rows.append(torch.zeros_like(s) if g is None else g)
+    return torch.stack(rows, 1).reshape(*lead, out.shape[-1], S).detach()
 
 
 # -- method helpers ---------------------------------------------------------------------------
@@ -326,7 +348,8 @@ def _fov_boundary(Z: Tensor, n_angles: int = 24) -> Tensor:
 
 def stability_report(model: Any, inputs: Tensor, h0: Tensor | None = None, *, method: Any = None,
                      max_samples: int | None = None, steps: Any = None, field_of_values: bool = True,
-                     exact_dt: bool = True, per_step_dt: bool = True) -> "xr.Dataset":  # noqa: F821
+                     exact_dt: bool = True, per_step_dt: bool = True,
+                     step_jacobian: bool = False) -> "xr.Dataset":  # noqa: F821
     """Jacobian-spectrum stability analysis of ``model`` along its trajectory on ``inputs``.
 
     Args:
@@ -341,6 +364,11 @@ def stability_report(model: Any, inputs: Tensor, h0: Tensor | None = None, *, me
         exact_dt: compute the largest stable dt (exact ray exits of the binding eigenvalues).
         per_step_dt: exact per step (else only the overall value is exact; per-step values are
             the 0.5°-screening estimates).
+        step_jacobian: also differentiate the whole cell step, M_k = ∂h_{k+1}/∂h_k (autograd),
+            and store ``step_norm`` = ‖M_k‖₂ and ``step_spectral_radius`` = ρ(M_k): the actual
+            one-step amplification of the nonlinear cell, for any cell (RK, implicit,
+            multistep with its history, second-order schemes).  For a linear field and an RK
+            method M_k = R(hJ).
 
     Returns an ``xarray.Dataset`` with dims ``layer, step, sample, eig`` and variables
     ``eig_real, eig_imag`` (eigenvalues of h·J, h = dt/substeps), ``abs_R``, ``inside``
@@ -349,6 +377,11 @@ def stability_report(model: Any, inputs: Tensor, h0: Tensor | None = None, *, me
     ``eig_condition``, ``norm_condition``, ``condition_holds`` (int8), ``max_stable_dt``
     (per step, pooled over samples) and scalars ``frac_inside``, ``max_abs_R``,
     ``max_stable_dt_overall``, ``frac_condition``; attrs: method, dt, step_size.
+
+    Limits: adaptive cells are analysed at their nominal step dt/substeps; the second-order
+    schemes of :class:`HigherOrderCell` (``symplectic_euler``, ``stormer_verlet``, used by
+    coRNN) have no stability function here, so their |R| entries are NaN (spectra, abscissae
+    and normality are still reported).
 
     Eigenvalues are stored as real/imag pairs.  (h5netcdf ≥ 1.4 also round-trips complex
     variables, as an HDF5 compound type; readers built on older netCDF-C do not understand
@@ -407,6 +440,15 @@ def stability_report(model: Any, inputs: Tensor, h0: Tensor | None = None, *, me
             sub = float(getattr(cell, "substeps", 1) or 1)  # RK steps per input step: dt = sub·h
             msdt[l] = sub * per
             overall = min(overall, sub * best)
+    step_norm = np.full(shape[:3], np.nan)
+    step_rho = np.full(shape[:3], np.nan)
+    if step_jacobian:
+        if tj.full_states is None:
+            raise ValueError("step_jacobian: not available for a QUNNCell (its step is exactly U(H_k))")
+        for l, cell in enumerate(tj.cells):
+            M = step_jacobians(cell, tj.full_states[l], tj.projected_inputs[l]).to(torch.float64)
+            step_norm[l] = torch.linalg.matrix_norm(M, ord=2).numpy()
+            step_rho[l] = torch.linalg.eigvals(M).abs().max(-1).values.numpy()
     inside = (absR <= 1.0 + INSIDE_TOL)
     eig_cond = np.all(inside, axis=-1)
     norm_cond = normR <= 1.0 + INSIDE_TOL
@@ -436,6 +478,9 @@ def stability_report(model: Any, inputs: Tensor, h0: Tensor | None = None, *, me
             "max_abs_R": ((), float(np.nanmax(absR)) if np.isfinite(absR).any() else float("nan")),
             "max_stable_dt_overall": ((), overall if exact_dt else float("nan")),
             "frac_condition": ((), float(cond.mean())),
+            "step_norm": (dims3, step_norm, {"long_name": "‖∂h_(k+1)/∂h_k‖₂ of the whole cell step "
+                                                         "(NaN unless step_jacobian=True)"}),
+            "step_spectral_radius": (dims3, step_rho, {"long_name": "spectral radius of ∂h_(k+1)/∂h_k"}),
         },
         coords={"layer": np.arange(L), "step": step_coord, "sample": np.arange(B), "eig": np.arange(n)},
         attrs=provenance(method=",".join(names), dt=float(getattr(tj.cells[0], "dt", float("nan"))),

@@ -16,7 +16,7 @@ from ..io import atomic_path, atomic_write_text, open_dataset, provenance, to_ne
 
 __all__ = ["load_run", "plot_run", "compare_runs", "format_table", "plot_comparison", "report"]
 
-_TABLE_COLUMNS = ("model", "method", "dt", "field", "hidden", "parameters", "epochs_done", "steps", "wall_time_s",
+_TABLE_COLUMNS = ("model", "method", "dt", "field", "hidden", "lr", "parameters", "epochs_done", "steps", "wall_time_s",
                   "best_epoch", "best_val_accuracy", "best_test_accuracy", "final_test_accuracy",
                   "best_test_loss", "final_test_loss")
 

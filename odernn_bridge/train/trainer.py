@@ -421,18 +421,21 @@ class Trainer:
                 self.config = cfg = saved
                 self._build()
                 self.load_state_dict(state)
-                self.stopped = ""
+                finished = self.stopped == "early_stopping"  # the criterion already fired
+                self.stopped = "early_stopping" if finished else ""
             else:
                 _seed_everything(cfg.seed)
                 self._build()
                 self._reset_state()
+                finished = False
             if self.out_dir is not None:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
                 remove_stale_temporaries(self.checkpoint_path)
                 atomic_write_text(self.out_dir / "config.json", json.dumps(cfg.to_dict(), indent=2, default=str))
                 if not resume:
                     self.save_checkpoint()
-            self._loop()
+            if not finished:
+                self._loop()
         finally:
             torch.use_deterministic_algorithms(prev_det)
         return self._finish()
@@ -616,6 +619,13 @@ class Trainer:
         }
         if self.config.model == "odernn":
             summary.update(method=self.config.method, dt=self.config.dt, field=self.config.field)
+            # the stability monitor's latest reading (frac_inside, max_abs_R, max_stable_dt, ...)
+            for rec in reversed(self.step_records):
+                last = {k[len("monitor_"):]: v for k, v in rec.items() if k.startswith("monitor_")}
+                if last:
+                    summary.update({k: v for k, v in last.items() if k != "dt"})
+                    summary["monitor_step"] = rec["step"]
+                    break
         if self.stopped != "max_steps":
             final = self.evaluate("test")
             summary.update({f"final_test_{k}": v for k, v in final.items()})

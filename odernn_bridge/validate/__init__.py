@@ -6,8 +6,23 @@
 'pass'
 """
 
+import sys as _sys
+import types as _types
+
 from .core import DEFAULT_TOLERANCE, observed_order, validate, validate_sweep, verdict
 from .steppers import CellStepper, MethodStepper, field_problem
 
 __all__ = ["validate", "validate_sweep", "observed_order", "verdict", "field_problem", "DEFAULT_TOLERANCE",
            "MethodStepper", "CellStepper"]
+
+
+class _CallableModule(_types.ModuleType):
+    """``odernn_bridge.validate`` is both this package and the function ``ob.validate``: once the
+    package is imported, Python binds the *module* to the parent's ``validate`` attribute, so
+    the module forwards calls to :func:`validate`."""
+
+    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return validate(*args, **kwargs)
+
+
+_sys.modules[__name__].__class__ = _CallableModule

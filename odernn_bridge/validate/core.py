@@ -57,14 +57,21 @@ def observed_order(dts: Sequence[float], errors: Sequence[float]) -> float:
     return float(np.polyfit(np.log(d[ok]), np.log(e[ok]), 1)[0])
 
 
-def verdict(observed: float, nominal: int, tolerance: float = DEFAULT_TOLERANCE, levels: int = 3) -> str:
-    """``"pass"`` when ``|observed - nominal| ≤ tolerance``; ``"fail: order too low/high"``;
-    ``"inconclusive"`` with fewer than 3 levels in the asymptotic range.
+#: pairwise orders spreading more than this are not asymptotic (no verdict)
+SETTLED_SPREAD = 0.5
 
-    >>> verdict(3.9, 4), verdict(3.2, 4), verdict(float("nan"), 4)
-    ('pass', 'fail: order too low', 'inconclusive')
+
+def verdict(observed: float, nominal: int, tolerance: float = DEFAULT_TOLERANCE, levels: int = 3,
+            spread: float = 0.0) -> str:
+    """``"pass"`` when ``|observed - nominal| ≤ tolerance``; ``"fail: order too low/high"``;
+    ``"inconclusive"`` with fewer than 3 levels, or when the pairwise orders between successive
+    levels still spread by more than :data:`SETTLED_SPREAD` (not in the asymptotic range:
+    pre-asymptotic, or round-off reached).
+
+    >>> verdict(3.9, 4), verdict(3.2, 4), verdict(float("nan"), 4), verdict(6.3, 5, spread=0.9)
+    ('pass', 'fail: order too low', 'inconclusive', 'inconclusive')
     """
-    if levels < 3 or not math.isfinite(observed):
+    if levels < 3 or not math.isfinite(observed) or not spread <= SETTLED_SPREAD:
         return "inconclusive"
     if abs(observed - nominal) <= tolerance:
         return "pass"
@@ -79,6 +86,24 @@ class _Level:
     final_error: float
 
 
+#: reference grids of built-in problems, shared across calls (sweeps validate many methods
+#: on the same problem and grids); keyed by backend, problem identity and precision
+_SHARED_REFERENCES: dict[tuple, dict[int, np.ndarray]] = {}
+_SHAREABLE = ("linear", "vanderpol", "vanderpol_mild", "lorenz", "lotka_volterra", "kepler")
+
+
+def _coefficient_floor(method: Any) -> float:
+    """Relative error floor implied by coefficients published as decimals (their digits)."""
+    from ..methods.exact import decimal_digits
+
+    co = getattr(method, "coefficients", None)
+    if co is None:
+        return 0.0
+    digits = [decimal_digits(x) for x in co._all()]
+    digits = [d for d in digits if d]
+    return 10.0 ** (-(min(digits) - 2)) if digits else 0.0
+
+
 class _ReferenceGrid:
     """Reference states on ``t0 + j·T/N`` grids, computed once on the finest grid and sliced."""
 
@@ -90,9 +115,20 @@ class _ReferenceGrid:
         self._cache: dict[int, np.ndarray] = {}
         self._final: np.ndarray | None = None
 
+    def _key(self) -> tuple:
+        p = self.prob
+        params = tuple((k, float(v)) for k, v in p.params.items() if np.ndim(v) == 0)
+        return (self.backend.name, p.name, id(p.f), id(p.numpy_rhs), params, tuple(p.u0.tolist()), p.tspan,
+                p.inputs.tobytes() if p.inputs is not None else None, self.dps)
+
     def grid(self, n: int) -> np.ndarray:
         for N, U in self._cache.items():
             if N % n == 0:
+                return U[:: N // n]
+        shared = _SHARED_REFERENCES.get(self._key(), {})
+        for N, U in shared.items():
+            if N % n == 0:
+                self._cache[N] = U
                 return U[:: N // n]
         t0, t1 = self.prob.tspan
         times = t0 + (t1 - t0) * np.arange(n + 1) / n
@@ -101,6 +137,10 @@ class _ReferenceGrid:
         else:
             U = np.asarray(self.backend.reference(self.prob, times))
         self._cache[n] = U
+        if self.prob.name in _SHAREABLE and self.prob.numpy_rhs is None:
+            if len(_SHARED_REFERENCES) > 16:
+                _SHARED_REFERENCES.clear()
+            _SHARED_REFERENCES.setdefault(self._key(), {})[n] = U
         return U
 
     def prefetch(self, n: int) -> None:
@@ -165,6 +205,19 @@ def _settled(levels: list[_Level], n_dts: int, floor: float, ceiling: float, spr
     return max(orders) - min(orders) <= spread
 
 
+def _settled_tail(window: list[_Level], n_dts: int, spread: float = 0.25) -> list[_Level]:
+    """The longest run of finest levels (≤ n_dts) whose pairwise orders agree within spread."""
+    best: list[_Level] = []
+    for k in range(2, min(n_dts, len(window)) + 1):
+        tail = window[-k:]
+        orders = [math.log(a.final_error / b.final_error) / math.log(a.dt / b.dt) for a, b in zip(tail, tail[1:])]
+        if max(orders) - min(orders) <= spread:
+            best = tail
+        elif k > 2:
+            break
+    return best
+
+
 def _auto_levels(stepper: Stepper, prob: Problem, ref: _ReferenceGrid, n_dts: int, floor: float,
                  ceiling: float, max_steps: int) -> list[_Level]:
     span, base = _units(prob)
@@ -185,6 +238,9 @@ def _auto_levels(stepper: Stepper, prob: Problem, ref: _ReferenceGrid, n_dts: in
         n *= 2
     usable = [lv for lv in levels if math.isfinite(lv.final_error) and lv.final_error >= floor]
     window = [lv for lv in usable if lv.final_error <= ceiling]
+    settled = _settled_tail(window, n_dts)
+    if len(settled) >= 3:
+        return settled
     if len(window) < n_dts:
         # low orders reach the ceiling late: add the next coarser levels (error ≤ 100·ceiling)
         extra = [lv for lv in usable if ceiling < lv.final_error <= 100 * ceiling]
@@ -248,6 +304,7 @@ def validate(method_or_cell: Any, problem: str | Problem = "vanderpol", dts: Seq
         logger.info("backend %s cannot evaluate problem %s; using the SciPy backend for it", be.name, prob.name)
         be = get_backend("scipy")
     stepper = _resolve(method_or_cell, prob, be, mp_dps)
+    floor = max(floor, _coefficient_floor(stepper.method))
     ref = _ReferenceGrid(be, prob, ground_truth, mp_dps)
     scale = max(1.0, float(np.max(np.abs(np.asarray(ref.final(), dtype=np.float64)))))
     span, base = _units(prob)
@@ -318,7 +375,13 @@ def _assemble(stepper: Stepper, prob: Problem, be: Backend, ref: _ReferenceGrid,
             pair[i] = math.log(fe[i - 1] / fe[i]) / math.log(dts[i - 1] / dts[i])
     in_window = int(np.sum((fe >= floor) & (fe <= ceiling)))
     nominal = int(m.order)
-    v = verdict(obs, nominal, tolerance, levels=L)
+    finite_pairs = pair[np.isfinite(pair)]
+    spread = float(np.ptp(finite_pairs)) if finite_pairs.size else float("nan")
+    v = verdict(obs, nominal, tolerance, levels=L, spread=spread if L >= 3 else 0.0)
+    hint = ""
+    if v == "inconclusive" and ref.dps is None and isinstance(m, ButcherTableau) and m.order >= 5:
+        hint = ("float64 leaves no asymptotic range above round-off for this method here; "
+                "try precision='mp' (mpmath) and/or a shorter time span")
     versions = be.version_info()
     ds = xr.Dataset(
         {
@@ -346,6 +409,7 @@ def _assemble(stepper: Stepper, prob: Problem, be: Backend, ref: _ReferenceGrid,
                    f"{be.name} tight-tolerance reference" + (" + ground truth at t1" if ref.ground_truth else "")),
         tolerance=float(tolerance), floor=float(floor), ceiling=float(ceiling),
         levels_in_window=in_window, dts_chosen="auto" if auto else "given", verdict=v,
+        pairwise_order_spread=spread, hint=hint or None,
         precision="float64" if ref.dps is None else f"mpmath {ref.dps} digits (reference {ref.dps + 10})",
     )
     for k_, v_ in versions.items():

@@ -100,6 +100,24 @@ def test_implicit_and_multistep_and_adaptive_layers() -> None:
     torch.testing.assert_close(ad(x)[0], fixed(x)[0], rtol=0, atol=1e-8)
 
 
+def test_adaptive_layer_with_irregular_timespans() -> None:
+    rnn = ob.ODERNN(3, 4, method=dp5(), adaptive=True, rtol=1e-9, atol=1e-11, dtype=torch.float64,
+                    batch_first=True)
+    x = torch.randn(2, 5, 3, dtype=torch.float64)  # (batch, seq, input)
+    gaps = torch.rand(2, 5, dtype=torch.float64) * 2
+    out, h_n = rnn(x, timespans=gaps)
+    # sample 1, step by step with a fine fixed-step cell over its own gaps
+    field = rnn.cells[0].field
+    h = torch.zeros(1, 4, dtype=torch.float64)
+    for k in range(5):
+        h = ob.RKCell(field, "RK4", dt=float(gaps[1, k]), substeps=200)(x[1:2, k], h)
+        torch.testing.assert_close(out[1, k], h[0], rtol=0, atol=1e-8)
+    with pytest.raises(ValueError, match="timespans"):
+        ob.ODERNN(3, 4, dtype=torch.float64)(x.transpose(0, 1), timespans=gaps.T)
+    with pytest.raises(ValueError, match="timespans"):
+        rnn(x, timespans=gaps[:, :3])
+
+
 def test_field_factory_and_instance() -> None:
     rnn = ob.ODERNN(3, 4, field=lambda i, h, b: ElmanField(i, h, b, activation="sigmoid"), num_layers=2)
     assert all(c.field.activation == "sigmoid" for c in rnn.cells)

@@ -161,3 +161,19 @@ def test_gauss_preserves_norm_of_rotation() -> None:
     h = torch.tensor([[1.0, 0.5]], dtype=torch.float64)
     out = cell(torch.zeros(1, 1, dtype=torch.float64), h)
     assert abs(float(out.norm()) - float(h.norm())) < 1e-13
+
+
+@pytest.mark.parametrize("tab", [radau_iia3(), sdirk2()], ids=lambda t: t.name)
+def test_frozen_jacobian_newton_same_solution(tab: ob.ButcherTableau) -> None:
+    # simplified Newton converges linearly to the same fixed point (more iterations)
+    field = ElmanField(2, 3, dtype=torch.float64)
+    x = torch.randn(2, 2, dtype=torch.float64)
+    h = torch.randn(2, 3, dtype=torch.float64)
+    full = RKCell(field, tab, dt=0.3, newton_tol=1e-13)
+    frozen = RKCell(field, tab, dt=0.3, newton_tol=1e-13, newton_jacobian="frozen", newton_maxiter=60)
+    a, b = full(x, h), frozen(x, h)
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert frozen.last_stats["converged"]
+    assert frozen.last_stats["newton_iterations"] >= full.last_stats["newton_iterations"]
+    with pytest.raises(ValueError, match="newton_jacobian"):
+        RKCell(field, tab, newton_jacobian="broyden")

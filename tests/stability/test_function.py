@@ -156,3 +156,19 @@ def test_stability_package_imports_without_torch_and_matplotlib():
             "bad = [m for m in ('torch', 'matplotlib') if m in sys.modules]; "
             "sys.exit(1 if bad else 0)")
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_lazy_top_level_exports_resolve():
+    import odernn_bridge.stability as st
+
+    names = [k for k, v in ob._LAZY.items() if v == "odernn_bridge.stability"]
+    assert len(names) == 12
+    for k in names:
+        assert getattr(ob, k) is getattr(st, k)
+
+
+def test_embedded_region(heun_euler):
+    r = ob.stability_region(heun_euler, real=(-2, 0), imag=(-1, 1), resolution=21, embedded=True)
+    z = r["real"].values[None, :] + 1j * r["imag"].values[:, None]
+    np.testing.assert_allclose(r.values, np.abs(1 + z), rtol=1e-15)  # the embedded Euler
+    assert r.attrs["method"] == "my_HeunEuler [embedded]"

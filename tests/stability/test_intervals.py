@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 
 import mpmath
 import numpy as np
@@ -275,3 +274,22 @@ def test_ray_exit_bad_direction():
         ray_exit("RK4", 0)
     with pytest.raises(ValueError, match="direction"):
         ray_exit("RK4", complex("nan"))
+
+
+@pytest.mark.parametrize("name", ["RK4", "Tsit5", "AB3", "BDF4"])
+def test_max_stable_dt_prepass_does_not_change_the_answer(name):
+    """The float64 ranking pre-pass vs the exact exit of every eigenvalue's ray."""
+    from odernn_bridge.stability import ray_exit
+
+    m = catalogue_method(name)
+    rng = np.random.default_rng(7)
+    lam = -np.abs(rng.normal(size=60)) - 0.01 + 1j * rng.normal(scale=2.0, size=60)
+    brute = min(ray_exit(m, x) / abs(x) for x in lam)
+    # the same exact computation for the binding λ (up to an ulp from normalising λ)
+    assert abs(ob.max_stable_dt(m, lam) - brute) <= 1e-14 * brute
+
+
+def test_max_stable_dt_right_half_plane_is_zero():
+    # consistency: |R(z)| = |e^z| + O(z²) > 1 for small z with Re z > 0
+    assert ob.max_stable_dt("RK4", [-1.0, 1e-6 + 1j]) == 0.0
+    assert ob.max_stable_dt("BDF2", [0.5]) == 0.0

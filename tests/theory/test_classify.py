@@ -64,6 +64,16 @@ def test_exact_forms_classify_as_their_source():
     assert classify(as_odernn(ResidualRNNCell(2, 3)))[:2] == (1, 1)
 
 
+def test_model_with_rnn_attribute():
+    class Model(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = torch.nn.LSTM(2, 3)
+            self.head = torch.nn.Linear(3, 1)
+
+    assert classify(Model())[:2] == (1, 2)
+
+
 def test_unknown_module_raises():
     with pytest.raises(TypeError, match="module"):
         classify(torch.nn.Linear(2, 2))

@@ -199,3 +199,25 @@ def test_bad_inputs():
     with pytest.raises(ValueError, match="every"):
         StabilityMonitor(every=0)
     assert isinstance(make_field("elman", 2, 3), nn.Module) and RKCell is not None
+
+
+@pytest.mark.parametrize("method", ["RK4", "ImplicitMidpoint", "Kvaerno3"])
+def test_step_jacobian_equals_R_of_hJ_for_linear_fields(method):
+    """For f = A h + x an RK step is h ↦ R(hA) h + (…): the autograd Jacobian of the whole
+    step (explicit stages, or the Newton solve differentiated by the implicit-function
+    theorem) equals the matrix R(hA) computed from the stability function."""
+    if method not in ob.list_methods():
+        pytest.skip(f"{method} not in the catalogue")
+    A = torch.tensor([[-1.0, 8.0], [0.0, -1.0]], dtype=D)
+    rnn = _linear_odernn(A, method, 0.5)
+    ds = stability_report(rnn, torch.randn(3, 2, 2, dtype=D), step_jacobian=True)
+    np.testing.assert_allclose(ds.step_norm.values, ds.norm_R.values, rtol=1e-10)
+
+
+def test_step_jacobian_for_cells_without_a_stability_function():
+    from odernn_bridge.cells import CoRNNCell
+
+    cell = CoRNNCell(2, 3).double()
+    ds = stability_report(cell, torch.randn(5, 2, 2, dtype=D), step_jacobian=True)
+    assert np.isnan(ds.abs_R.values).all()  # symplectic Euler on y'' = …: no R(z) here
+    assert np.isfinite(ds.step_norm.values).all() and (ds.step_spectral_radius.values > 0).all()

@@ -174,6 +174,11 @@ def test_early_stopping(tmp_path: Path) -> None:
     res = Trainer(small_config(epochs=10, patience=1, optimizer="sgd", momentum=0.0, lr=1e-12)).fit()
     assert res.stopped == "early_stopping"
     assert res.summary["epochs_done"] == 2 and res.summary["best_epoch"] == 1
+    # resuming an early-stopped run does not train further
+    cfg = small_config(epochs=10, patience=1, optimizer="sgd", momentum=0.0, lr=1e-12)
+    Trainer(cfg, tmp_path / "run").fit()
+    again = Trainer(cfg, tmp_path / "run").fit(resume=True)
+    assert again.stopped == "early_stopping" and again.summary["steps"] == 12
 
 
 @pytest.mark.parametrize("kw,arg", [({"hidden": 0}, "hidden"), ({"lr": -1.0}, "lr"), ({"optimizer": "lbfgs"}, "optimizer"),
@@ -218,6 +223,9 @@ def test_theory_stability_monitor_hook(tmp_path: Path) -> None:
     assert monitored, "the StabilityMonitor produced no metrics"
     for v in monitored:
         assert res.history[v].dropna("step").step.values.tolist() == [3, 6, 9, 12]
+    # the summary carries the latest reading; a fraction is a fraction
+    assert res.summary["monitor_step"] == 12 and 0.0 <= res.summary["frac_inside"] <= 1.0
+    assert res.summary["frac_inside"] == float(res.history.monitor_frac_inside.sel(step=12))
 
 
 # --------------------------------------------------------------------------- SIGKILL

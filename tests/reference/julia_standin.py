@@ -1,0 +1,174 @@
+"""An in-process stand-in for the loaded Julia session (``ODERNNBridge`` + ``seval``).
+
+It mimics the *interface* of ``julia_src/ODERNNBridge.jl`` as seen through juliacall —
+tuples of column-major arrays, Julia-style error messages, the tableau-name shim — so that
+the Python glue can be tested where Julia is absent.  Glue tests prove nothing about Julia
+itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+import odernn_bridge as ob
+from odernn_bridge.reference import julia as jlglue
+from odernn_bridge.reference.backend import imag_interval, real_interval, stability_function_values
+from odernn_bridge.reference.problems import get_problem, list_problems
+
+
+class FakeJuliaError(Exception):
+    """Plays juliacall.JuliaError."""
+
+
+class _Tab:
+    """Plays a DiffEqBase.ExplicitRKTableau / ImplicitRKTableau handle."""
+
+    def __init__(self, A: Any, b: Any, c: Any, order: int, bemb: Any = None, emb_order: int = 0) -> None:
+        self.A = np.asfortranarray(np.asarray(A, dtype=float))   # Julia arrays are column-major
+        self.b = np.asarray(b, dtype=float)
+        self.c = np.asarray(c, dtype=float)
+        self.order = order
+        self.bemb = np.zeros(0) if bemb is None else np.asarray(bemb, dtype=float)
+        self.emb_order = emb_order
+
+    @property
+    def tableau(self) -> ob.ButcherTableau:
+        return ob.ButcherTableau(self.A, self.b, self.c, order=self.order, verify=False, check_row_sums=False)
+
+
+# DiffEqDevTools-style constructor names -> catalogue names used to build the stand-in tableaux
+_REVERSE = {v: k for k, v in jlglue.TABLEAU_NAMES.items()}
+
+
+class _Module:
+    """Plays ``ODERNNBridge``."""
+
+    def __init__(self, modules: list[str]) -> None:
+        self._modules = modules
+        self.calls: list[str] = []
+
+    # shim -------------------------------------------------------------------------------
+    def tableau_modules(self) -> list[str]:
+        return list(self._modules)
+
+    def naming_scheme(self) -> str:
+        return jlglue.select_scheme(self._modules)
+
+    def find_constructor(self, name: str) -> tuple[str, str]:
+        base = name[len("construct"):] if name.startswith("construct") else name
+        catalogue = _REVERSE.get(base, base)
+        try:
+            ob.get_method(catalogue)
+        except ob.UnknownMethodError:
+            raise FakeJuliaError(f'ArgumentError: unknown tableau "{name}": neither {base}() nor '
+                                 f'construct{base}() in {", ".join(self._modules)}') from None
+        scheme = self.naming_scheme()
+        module = self._modules[0]
+        return catalogue, f"{module}.{base if scheme == 'split' else 'construct' + base}"
+
+    def find_tableau(self, name: str) -> _Tab:
+        catalogue, _ = self.find_constructor(name)
+        m = ob.get_method(catalogue)
+        return _Tab(m.A, m.b, m.c, m.order)
+
+    def export_tableau(self, name: str) -> tuple:
+        self.calls.append(f"export_tableau({name})")
+        catalogue, qualified = self.find_constructor(name)
+        m = ob.get_method(catalogue)
+        bemb = m.b_embedded if m.b_embedded is not None else np.zeros(0)
+        kind = "explicit" if m.kind == "explicit" else "implicit"
+        return (np.asfortranarray(m.A), m.b.copy(), m.c.copy(), bemb, m.order, m.embedded_order or 0, kind,
+                qualified)
+
+    def tableau_from_arrays(self, A: Any, b: Any, c: Any, order: int, *, b_embedded: Any = None,
+                            embedded_order: int = 0) -> _Tab:
+        A = np.asarray(A, dtype=float)
+        if A.shape != (len(b), len(b)):
+            raise FakeJuliaError("DimensionMismatch: A must be square with length(b) rows")
+        return _Tab(A, b, c, order, b_embedded, embedded_order)
+
+    # solving ------------------------------------------------------------------------------
+    @staticmethod
+    def _rk(tab: _Tab, f: Any, u: np.ndarray, t: float, dt: float, p: np.ndarray) -> np.ndarray:
+        A, b, c = tab.A, tab.b, tab.c
+        s = b.size
+        K = np.zeros((s, u.size))
+        du = np.zeros_like(u)
+        for i in range(s):
+            y = u + dt * (A[i, :i] @ K[:i])
+            f(du, y, p, t + c[i] * dt)
+            K[i] = du
+        return u + dt * (b @ K)
+
+    def solve_fixed(self, f: Any, u0: Any, tspan: Any, p: Any, tab: _Tab, dt: float) -> tuple:
+        self.calls.append("solve_fixed")
+        t0, t1 = float(tspan[0]), float(tspan[1])
+        n = int(round((t1 - t0) / dt))
+        U = np.zeros((n + 1, len(u0)), order="F")
+        U[0] = u0
+        for k in range(n):
+            U[k + 1] = self._rk(tab, f, U[k], t0 + k * dt, dt, np.asarray(p))
+        return (t0 + dt * np.arange(n + 1), U)
+
+    def step_many(self, f: Any, U: Any, t: float, dt: float, p: Any, tab: _Tab) -> np.ndarray:
+        U = np.asarray(U, dtype=float)
+        return np.asfortranarray(np.stack([self._rk(tab, f, row, t, dt, np.asarray(p)) for row in U]))
+
+    def solve_reference(self, f: Any, u0: Any, tspan: Any, p: Any, saveat: Any, *, abstol: float = 1e-14,
+                        reltol: float = 1e-14, bigfloat: bool = False, alg: str = "Vern9") -> tuple:
+        if alg != "Vern9":
+            raise FakeJuliaError(f"UndefVarError: `{alg}` not defined in `OrdinaryDiffEq`")
+
+        def rhs(t: float, y: np.ndarray) -> np.ndarray:
+            du = np.zeros_like(y)
+            f(du, y, np.asarray(p), t)
+            return du
+
+        sol = solve_ivp(rhs, (float(tspan[0]), float(tspan[1])), np.asarray(u0, dtype=float), method="DOP853",
+                        rtol=max(reltol, 2.5e-14), atol=max(abstol, 1e-16), t_eval=np.asarray(saveat))
+        return (sol.t, np.asfortranarray(sol.y.T))
+
+    def stability(self, tab: _Tab, z: Any) -> np.ndarray:
+        return stability_function_values(tab.tableau, np.asarray(z))
+
+    def real_stability_interval(self, tab: _Tab) -> float:
+        return real_interval(tab.tableau)
+
+    def imag_stability_interval(self, tab: _Tab) -> float:
+        return imag_interval(tab.tableau)
+
+    def convergence(self, f: Any, u0: Any, tspan: Any, p: Any, tab: _Tab, dts: Any) -> tuple:
+        ref = self.solve_reference(f, u0, tspan, p, [float(tspan[1])])[1][-1]
+        errs = np.array([np.linalg.norm(self.solve_fixed(f, u0, tspan, p, tab, dt)[1][-1] - ref) for dt in dts])
+        return (errs, float(np.mean(np.abs(np.log2(errs[1:] / errs[:-1])))))
+
+    def versions(self) -> dict[str, str]:
+        return {"julia": "1.11.0-standin", "OrdinaryDiffEq": "6.90.0-standin", "DiffEqDevTools": "2.45.0-standin"}
+
+
+class StandInSession:
+    """Plays the loaded session: ``seval`` (Julia source -> callable), ``mod``, ``error_type``."""
+
+    def __init__(self, modules: list[str] | None = None) -> None:
+        self.mod = _Module(modules or ["OrdinaryDiffEqExplicitTableaus", "OrdinaryDiffEqImplicitTableaus",
+                                       "DiffEqDevTools"])
+        self.error_type = FakeJuliaError
+        self.juliacall_version = "0.9.99-standin"
+        self.sevaled: list[str] = []
+
+    def seval(self, src: str) -> Any:
+        """Only the right-hand sides of the built-in problems are 'understood'."""
+        self.sevaled.append(src)
+        for name in list_problems():
+            prob = get_problem(name)
+            if prob.julia_rhs == src:
+                keys = list(prob.params)
+
+                def f(du: np.ndarray, u: np.ndarray, p: np.ndarray, t: float, prob: Any = prob, keys: Any = keys) -> None:
+                    du[:] = prob.rhs(t, np.asarray(u, dtype=float), dict(zip(keys, p)))
+
+                return f
+        raise FakeJuliaError(f"ParseError: cannot evaluate {src[:40]!r} in the stand-in")
