@@ -21,6 +21,8 @@ COMMON = ["--task", "digits", "--hidden", "128", "--lr", "5e-3", "--scheduler", 
 RUNS = {
     "odernn_euler": ["--model", "odernn", "--method", "Euler", "--dt", "0.2", "--field", "antisymmetric"],
     "odernn_rk4": ["--model", "odernn", "--method", "RK4", "--dt", "0.2", "--field", "antisymmetric"],
+    "odernn_rk4_dt05": ["--model", "odernn", "--method", "RK4", "--dt", "0.5", "--field", "antisymmetric",
+                        "--lr", "2e-3"],
     "lstm": ["--model", "lstm"],
 }
 

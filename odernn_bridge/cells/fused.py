@@ -8,8 +8,10 @@ reverse pass walks the steps backwards through the stages:
     gK_i = dt b_i g + Σ_{l>i} dt a_li gY_l,   gP_i = gK_i ⊙ act'(P_i),
     gY_i = gP_i W − leak gK_i,                 g ← g + Σ_i gY_i,
 
-and forms ``∂L/∂W = Σ gP_iᵀ Y_i`` as ONE large matrix product over all steps and stages,
-``∂L/∂u_k = Σ_i gP_i`` as one reduction.  It is first-order only (no double backward);
+and forms ``∂L/∂W = Σ gP_iᵀ Y_i`` as one large matrix product per stage over all steps,
+``∂L/∂u_k = Σ_i gP_i`` as one reduction (with linear input interpolation, stage i of step k
+sees ``u_k + θ_i (u_{k+1} − u_k)`` and its gradient is split (1 − θ_i, θ_i) between them).
+Under ``torch.no_grad()`` (or when nothing requires grad) only one step's workspace is kept.  It is first-order only (no double backward);
 the generic autograd path (``RKCell(fused=False)``) remains for everything else and is
 the reference the tests compare this kernel against.
 """
@@ -40,6 +42,13 @@ class FusedPlan:
         self.n_y = len(ybuf)
         self.weights = [(self.index[i], hs * b) for i, b in cell._weights]
         self.substeps = cell.substeps
+        # linear input interpolation: stage r of substep mm sees u_k + θ (u_{k+1} − u_k)
+        self.linear = cell.input_interpolation == "linear"
+        c = cell.method.c
+        self.theta = [[(mm + float(c[i])) / cell.substeps for i in needed] for mm in range(cell.substeps)]
+
+    def key(self) -> tuple[int, bool]:
+        return self.substeps, self.linear
 
 
 def _act_inplace(name: str, x: Tensor) -> None:
@@ -53,49 +62,66 @@ def _act_inplace(name: str, x: Tensor) -> None:
         raise ValueError(f"activation: unsupported activation {name!r} in the fused kernel")
 
 
+def _forward(plan: FusedPlan, act: str, leak: float, u_seq: Tensor, h0: Tensor, W: Tensor,
+             store: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Run the sequence; with ``store`` keep every stage's Y_i and A_i (for the backward pass),
+    otherwise reuse one step's workspace (inference: memory independent of the length)."""
+    T, B, H = u_seq.shape
+    m = plan.substeps
+    ns = len(plan.stages)
+    N = T * m
+    S = h0.new_empty(N + 1, B, H)
+    S[0] = h0
+    Nb = N if store else 1
+    Abuf = h0.new_empty(ns, Nb, B, H)  # stage-major: each stage's block is contiguous
+    Ybuf = h0.new_empty(max(plan.n_y, 1), Nb, B, H)
+    Wt = W.t()
+    ubuf = h0.new_empty(B, H) if plan.linear else None
+    idx = 0
+    for k in range(T):
+        u = u_seq[k]
+        du = torch.sub(u_seq[k + 1], u) if plan.linear and k + 1 < T else None
+        for mm in range(m):
+            h = S[idx]
+            slot = idx if store else 0
+            K: list[Tensor | None] = [None] * ns
+            for i in plan.stages:
+                r = plan.index[i]
+                row = plan.rows[i]
+                if row:
+                    y = Ybuf[plan.yslot[i], slot]
+                    j0, a0 = row[0]
+                    torch.add(h, K[j0], alpha=a0, out=y)  # type: ignore[arg-type]
+                    for j, a in row[1:]:
+                        y.add_(K[j], alpha=a)  # type: ignore[arg-type]
+                else:
+                    y = h
+                a_out = Abuf[r, slot]
+                theta = plan.theta[mm][r]
+                if du is not None and theta != 0.0:
+                    torch.add(u, du, alpha=theta, out=ubuf)
+                    torch.addmm(ubuf, y, Wt, out=a_out)  # type: ignore[arg-type]
+                else:
+                    torch.addmm(u, y, Wt, out=a_out)
+                _act_inplace(act, a_out)
+                K[r] = a_out if not leak else torch.add(a_out, y, alpha=-leak)
+            nxt = S[idx + 1]
+            (r0, w0), rest = plan.weights[0], plan.weights[1:]
+            torch.add(h, K[r0], alpha=w0, out=nxt)  # type: ignore[arg-type]
+            for r, w in rest:
+                nxt.add_(K[r], alpha=w)  # type: ignore[arg-type]
+            idx += 1
+    return S, Abuf, Ybuf
+
+
 class _FusedRK(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, plan: FusedPlan, act: str, leak: float, u_seq: Tensor, h0: Tensor, W: Tensor) -> Tensor:
-        T, B, H = u_seq.shape
-        m = plan.substeps
-        ns = len(plan.stages)
-        N = T * m
-        S = h0.new_empty(N + 1, B, H)
-        S[0] = h0
-        Abuf = h0.new_empty(ns, N, B, H)  # stage-major: each stage's block is contiguous
-        Ybuf = h0.new_empty(max(plan.n_y, 1), N, B, H)
-        Wt = W.t()
-        idx = 0
-        for k in range(T):
-            u = u_seq[k]
-            for _ in range(m):
-                h = S[idx]
-                K: list[Tensor | None] = [None] * ns
-                for i in plan.stages:
-                    r = plan.index[i]
-                    row = plan.rows[i]
-                    if row:
-                        y = Ybuf[plan.yslot[i], idx]
-                        j0, a0 = row[0]
-                        torch.add(h, K[j0], alpha=a0, out=y)  # type: ignore[arg-type]
-                        for j, a in row[1:]:
-                            y.add_(K[j], alpha=a)  # type: ignore[arg-type]
-                    else:
-                        y = h
-                    a_out = Abuf[r, idx]
-                    torch.addmm(u, y, Wt, out=a_out)
-                    _act_inplace(act, a_out)
-                    K[r] = a_out if not leak else torch.add(a_out, y, alpha=-leak)
-                nxt = S[idx + 1]
-                (r0, w0), rest = plan.weights[0], plan.weights[1:]
-                torch.add(h, K[r0], alpha=w0, out=nxt)  # type: ignore[arg-type]
-                for r, w in rest:
-                    nxt.add_(K[r], alpha=w)  # type: ignore[arg-type]
-                idx += 1
+        S, Abuf, Ybuf = _forward(plan, act, leak, u_seq, h0, W, store=True)
         ctx.plan, ctx.act, ctx.leak = plan, act, leak
-        ctx.shape = (T, B, H)
+        ctx.shape = tuple(u_seq.shape)
         ctx.save_for_backward(S, Abuf, Ybuf, W)
-        return S[m::m].clone()
+        return S[plan.substeps::plan.substeps].clone()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -114,20 +140,19 @@ class _FusedRK(torch.autograd.Function):
         gKbuf = torch.empty(ns, B, H, dtype=g.dtype, device=g.device)
         gy = torch.empty_like(g)
         rev = list(reversed(plan.stages))
+        # gK_r = dt b_r g for all stages at once (b_r = 0 for stages only other stages need);
+        # every needed stage is reached (by a weight or a later stage) before it is read
+        wvec = torch.zeros(ns, 1, 1, dtype=g.dtype, device=g.device)
+        for r, w in plan.weights:
+            wvec[r] = w
         for idx in range(N - 1, -1, -1):
             if (idx + 1) % m == 0:
                 g.add_(g_out[idx // m])
-            live = [False] * ns
-            for r, w in plan.weights:
-                torch.mul(g, w, out=gKbuf[r])
-                live[r] = True
+            torch.mul(wvec, g, out=gKbuf)
             g_acc.copy_(g)
             for i in rev:
                 r = plan.index[i]
                 gp = G[r, idx]
-                if not live[r]:
-                    gp.zero_()
-                    continue
                 gk = gKbuf[r]
                 a = Abuf[r, idx]
                 if act == "tanh":
@@ -140,14 +165,18 @@ class _FusedRK(torch.autograd.Function):
                     gy.add_(gk, alpha=-leak)
                 g_acc.add_(gy)
                 for j, a_ij in plan.rows[i]:
-                    if live[j]:
-                        gKbuf[j].add_(gy, alpha=a_ij)
-                    else:
-                        torch.mul(gy, a_ij, out=gKbuf[j])
-                        live[j] = True
+                    gKbuf[j].add_(gy, alpha=a_ij)
             g, g_acc = g_acc, g
         need_u, need_h, need_W = ctx.needs_input_grad[3:6]
-        gu = G.view(ns, T, m, B, H).sum((0, 2)) if need_u else None
+        gu = None
+        if need_u:
+            Gv = G.view(ns, T, m, B, H)
+            gu = Gv.sum((0, 2))
+            if plan.linear:
+                th = torch.tensor(plan.theta, dtype=G.dtype, device=G.device).t()  # (ns, m)
+                g_next = torch.einsum("rm,rtmbh->tbh", th, Gv)  # the θ-share goes to u_{k+1} ...
+                gu[:-1] -= g_next[:-1]
+                gu[1:] += g_next[:-1]  # ... except at the last step, held constant
         gW = None
         if need_W:
             # Y_i for stages without a row is the substep's starting state S[idx]
@@ -164,9 +193,14 @@ def fused_explicit_sequence(cell: Any, u_seq: Tensor, h0: Tensor) -> Tensor:
     """States (seq, batch, hidden) of an explicit RKCell whose field has an affine form."""
     form = cell.field.affine_form()
     plan = getattr(cell, "_fused_plan", None)
-    if plan is None or plan.substeps != cell.substeps:
+    if plan is None or plan.key() != (cell.substeps, cell.input_interpolation == "linear"):
         plan = FusedPlan(cell)
         cell._fused_plan = plan
     W = form.weight
     u = u_seq.expand(u_seq.shape[0], h0.shape[0], h0.shape[1]) if u_seq.shape[1] != h0.shape[0] else u_seq
+    if not (torch.is_grad_enabled() and (u.requires_grad or h0.requires_grad or W.requires_grad)):
+        with torch.no_grad():
+            S = _forward(plan, form.activation, float(form.leak), u, h0, W, store=False)[0]
+        m = plan.substeps
+        return S[m::m].clone()
     return _FusedRK.apply(plan, form.activation, float(form.leak), u, h0, W)

@@ -85,9 +85,14 @@ class ODERNN(nn.Module):
         if isinstance(field, VectorField):
             f = make_field(field, in_size, hidden, bias)
         elif callable(field):
-            f = field(in_size, hidden, bias)
+            hint = ("field: a callable is used as a factory (input_size, hidden_size, bias) -> VectorField; "
+                    "wrap a plain vector field fn(h, x) as CallableField(fn, input_size, hidden_size)")
+            try:
+                f = field(in_size, hidden, bias)
+            except TypeError as exc:
+                raise TypeError(f"{hint} (calling it failed: {exc})") from exc
             if not isinstance(f, VectorField):
-                raise TypeError(f"field: the factory returned {type(f).__name__}, expected a VectorField")
+                raise TypeError(f"{hint}; it returned {type(f).__name__}")
             if f.input_size != in_size or f.hidden_size != hidden:
                 raise ValueError(f"field: the factory built a field with input_size={f.input_size}, "
                                  f"hidden_size={f.hidden_size}; expected {in_size}, {hidden}")

@@ -309,7 +309,7 @@ class RKCell(nn.Module):
     def fused_eligible(self, requires_grad: bool = True) -> bool:
         """Whether :meth:`run_sequence` can use the fused kernel of :mod:`.fused`."""
         return (self.fused and self.kind == "explicit" and self.field.affine_form() is not None
-                and self.input_interpolation == "constant" and self.field.autonomous)
+                and self.field.autonomous)
 
     def run_sequence(self, u_seq: Tensor, h0: Tensor, t0: float = 0.0) -> Tensor:
         """All states (seq, batch, state) for projected inputs ``u_seq`` (seq, batch, p)."""

@@ -2,6 +2,9 @@
 
     odernn validate --method Tsit5 --problem vanderpol --backend auto --out run.nc --plot errors.png
     odernn validate --all --problem kepler --out sweep.nc        # every explicit method
+    odernn validate -m Vern7 --precision mp --tspan 0 0.25       # orders >= 5: mpmath
+
+Exit status: 0 verified, 1 an order check failed, 3 inconclusive (no asymptotic range found).
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--dts", type=float, nargs="+", default=None, help="step sizes (default: automatic)")
     p.add_argument("--n-dts", type=int, default=6, help="number of automatic step sizes (default 6)")
     p.add_argument("--tolerance", type=float, default=0.3, help="allowed |observed - nominal| order")
-    p.add_argument("--precision", default="float64", choices=("float64", "mp"),
-                   help="run the method in float64 or in mpmath (40 digits) against a 50-digit reference")
+    p.add_argument("--precision", default="auto", choices=("auto", "float64", "mp"),
+                   help="float64, mpmath (40 digits, against a 50-digit reference), or auto: float64, then mpmath on a shorter span when float64 is inconclusive (default)")
     p.add_argument("--tspan", type=float, nargs=2, default=None, metavar=("T0", "T1"),
                    help="override the problem's time span")
     p.add_argument("--out", "-o", default=None, help="write the Dataset to this NetCDF file")
@@ -41,8 +44,12 @@ def _default_method() -> str:
 
 
 def handler(args: argparse.Namespace) -> int:
+    """Exit status: 0 all verified, 1 some order check failed, 3 inconclusive (no asymptotic range)."""
+    import numpy as np
+
     from .. import io
     from ..validate import validate, validate_sweep
+    from ..validate.plots import plot_errors
 
     if args.n_dts < 2:
         raise ValueError(f"--n-dts: expected an integer >= 2, got {args.n_dts}")
@@ -57,17 +64,19 @@ def handler(args: argparse.Namespace) -> int:
         ds = validate(methods[0], problem, args.dts, args.backend, **opts)
         print(_report(ds))
         ok = ds.attrs["verdict"] == "pass"
+        inconclusive = ds.attrs["verdict"] == "inconclusive"
     else:
         ds = validate_sweep(methods, problem, args.dts, args.backend, progress=not args.quiet, **opts)
         print(_sweep_report(ds))
         ok = bool((ds.verdict.values == "pass").all())
+        inconclusive = not ok and bool(np.isin(ds.verdict.values, ["pass", "inconclusive"]).all())
     if args.out:
         io.to_netcdf(ds, args.out)
         print(f"wrote {args.out}")
     if args.plot:
         plot_errors(ds, args.plot)
         print(f"wrote {args.plot}")
-    return 0 if ok else 1
+    return 0 if ok else (3 if inconclusive else 1)
 
 
 def _report(ds: Any) -> str:
@@ -79,6 +88,8 @@ def _report(ds: Any) -> str:
         lines.append(f"{dt:12.4e} {e:12.3e} {'' if o != o else f'{o:6.2f}':>6}")
     lines.append(f"observed order {float(ds.observed_order):.2f} (local {float(ds.observed_local_order):.2f}), "
                  f"nominal {int(ds.nominal_order)}: {a['verdict']}")
+    if a.get("precision_fallback"):
+        lines.append(f"note: {a['precision_fallback']}")
     if a.get("hint"):
         lines.append(f"hint: {a['hint']}")
     return "\n".join(lines)
@@ -91,44 +102,3 @@ def _sweep_report(ds: Any) -> str:
     lines.append(f"{ds.attrs['passed']}/{ds.attrs['methods']} passed on {ds.attrs['problem']} "
                  f"(backend {ds.attrs['backend']})")
     return "\n".join(lines)
-
-
-def plot_errors(ds: Any, path: str) -> None:
-    """Log–log plot of final error against dt (one line per method for sweeps), with the
-    nominal-order slope for reference; written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from ..io import atomic_save
-
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    if "method" in ds.dims:
-        for i, m in enumerate(ds.method.values):
-            dt = ds.dt.values[i]
-            e = ds.final_error.values[i]
-            ok = np.isfinite(dt) & np.isfinite(e) & (e > 0)
-            ax.loglog(dt[ok], e[ok], "o-", label=f"{m} ({float(ds.observed_order.values[i]):.2f})")
-        ax.set_title(f"final error on {ds.attrs['problem']}")
-    else:
-        dt, e = ds.dt.values, ds.final_error.values
-        ax.loglog(dt, e, "o-", label=f"final error (order {float(ds.observed_order):.2f})")
-        local = np.nanmax(ds.local_error.values, axis=1)
-        ax.loglog(dt, local, "s--", label=f"max local error (order {float(ds.observed_local_order):.2f})")
-        p = int(ds.nominal_order)
-        ax.loglog(dt, e[-1] * (dt / dt[-1]) ** p, "k:", label=f"slope {p}")
-        ax.set_title(f"{ds.attrs['method']} on {ds.attrs['problem']}: {ds.attrs['verdict']}")
-    ax.set_xlabel("dt")
-    ax.set_ylabel("max-norm error")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    suffix = "." + path.rsplit(".", 1)[-1] if "." in path else ".png"
-    atomic_save(path, lambda tmp: fig.savefig(tmp, format=suffix[1:] if suffix != ".tmp" else "png"), suffix=suffix)
-    plt.close(fig)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(0)

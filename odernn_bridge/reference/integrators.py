@@ -11,7 +11,7 @@ states at once, which is how local errors from every reference state are compute
 >>> from odernn_bridge.methods import get_method
 >>> f = lambda t, u: -u
 >>> t, U = integrate_rk(get_method("RK4"), f, np.array([1.0]), 0.0, 0.1, 10)
->>> abs(U[-1, 0] - np.exp(-1.0)) < 1e-6
+>>> bool(abs(U[-1, 0] - np.exp(-1.0)) < 1e-6)
 True
 """
 

@@ -206,6 +206,18 @@ def detect() -> tuple[bool, str]:
         return _STATE["session"] is not None, _STATE["reason"]
 
 
+def _diffeqpy_version() -> str | None:
+    """diffeqpy's version from its metadata (never imported here), where ``julia`` is on PATH."""
+    if shutil.which("julia") is None:
+        return None
+    try:
+        from importlib.metadata import PackageNotFoundError, version
+
+        return version("diffeqpy")
+    except (ImportError, PackageNotFoundError):
+        return None
+
+
 def diffeqpy_module() -> Any:
     """``diffeqpy.de`` where a ``julia`` executable is on PATH (diffeqpy otherwise starts an
     interactive installer); raises :class:`JuliaUnavailableError` elsewhere."""
@@ -269,6 +281,9 @@ class JuliaBackend(Backend):
         info = {str(k): str(v) for k, v in dict(self._call("versions")).items()}
         info["juliacall"] = str(getattr(self.session, "juliacall_version", "unknown"))
         info["naming_scheme"] = str(self._call("naming_scheme"))
+        dq = _diffeqpy_version()
+        if dq:
+            info["diffeqpy"] = dq
         return info
 
     # -- methods --------------------------------------------------------------------------

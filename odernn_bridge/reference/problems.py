@@ -11,7 +11,7 @@ with ``p`` the parameter values in the order of :attr:`Problem.params`.
 >>> p = get_problem("vanderpol")
 >>> p.u0.tolist(), p.tspan
 ([2.0, 0.0], (0.0, 2.0))
->>> p.rhs(0.0, p.u0).tolist()
+>>> p.f(0.0, p.u0).tolist()
 [0.0, -2.0]
 """
 
@@ -30,6 +30,8 @@ GenericRHS = Callable[[Any, Any, Mapping[str, Any]], Sequence[Any]]
 
 
 def _stack(parts: Sequence[Any], like: np.ndarray) -> np.ndarray:
+    if isinstance(parts, np.ndarray) and parts.shape == like.shape:
+        return parts if like.dtype == object else parts.astype(np.float64, copy=False)
     out = np.empty(like.shape, dtype=object if like.dtype == object else np.float64)
     for i, part in enumerate(parts):
         out[..., i] = part
@@ -40,8 +42,9 @@ def _stack(parts: Sequence[Any], like: np.ndarray) -> np.ndarray:
 class Problem:
     """An initial value problem ``u' = f(t, u; params)``, ``u(t0) = u0``.
 
-    ``f`` is the generic formula (see module docstring); :meth:`rhs` evaluates it in
-    float64 on arrays of shape ``(d,)`` or ``(batch, d)``.  ``exact(t)`` gives the exact
+    ``rhs(t, u, params)`` is the right-hand side written generically (see the module
+    docstring; it returns the components, or an array shaped like ``u``); :meth:`f` evaluates
+    it in float64 on arrays of shape ``(d,)`` or ``(batch, d)`` (``prob(t, u)`` too).  ``exact(t)`` gives the exact
     solution where known.  ``stiffness`` is a hint (``"nonstiff"``, ``"mild"``,
     ``"stiff"``) used to pick reference solvers.  ``inputs``/``input_dt`` describe a
     piecewise-constant input sequence (segment ``n`` covers ``[t0 + n·input_dt,
@@ -50,14 +53,14 @@ class Problem:
     torch field evaluated in float64); ``jac(t, u, params)`` is an optional Jacobian
     ``(..., d, d)`` for Newton iterations; ``autonomous=False`` marks a time-dependent ``f``.
 
-    >>> prob = Problem("decay", lambda t, u, p: [-p["k"] * u[..., 0]], [1.0], (0.0, 1.0),
+    >>> prob = Problem("decay", rhs=lambda t, u, p: [-p["k"] * u[..., 0]], u0=[1.0], tspan=(0.0, 1.0),
     ...                params={"k": 2.0}, exact=lambda t: np.array([math.exp(-2 * t)]))
-    >>> float(prob.rhs(0.0, prob.u0)[0])
+    >>> float(prob.f(0.0, prob.u0)[0])
     -2.0
     """
 
     name: str
-    f: GenericRHS | None
+    rhs: GenericRHS | None
     u0: Any
     tspan: tuple[float, float]
     params: Mapping[str, float] = field(default_factory=dict)
@@ -88,8 +91,8 @@ class Problem:
         object.__setattr__(self, "tspan", (t0, t1))
         if self.stiffness not in ("nonstiff", "mild", "stiff"):
             raise ValueError(f"stiffness: expected 'nonstiff', 'mild' or 'stiff', got {self.stiffness!r}")
-        if self.f is None and self.numpy_rhs is None:
-            raise ValueError("f: a problem needs a generic formula f or a numpy_rhs")
+        if self.rhs is None and self.numpy_rhs is None:
+            raise ValueError("rhs: a problem needs a right-hand side formula rhs or a numpy_rhs")
         object.__setattr__(self, "params", dict(self.params))
         if self.inputs is not None:
             x = np.array(self.inputs, dtype=np.float64)
@@ -132,34 +135,37 @@ class Problem:
             p["x"] = self.inputs[segment]
         return p
 
-    def rhs(self, t: float, u: np.ndarray, params: Mapping[str, Any] | None = None) -> np.ndarray:
+    def f(self, t: float, u: np.ndarray, params: Mapping[str, Any] | None = None) -> np.ndarray:
         """``f(t, u)`` in float64 for ``u`` of shape ``(d,)`` or ``(batch, d)`` (or in mpmath
         precision for object arrays of ``mpf``)."""
         p = self.params_for(0) if params is None else params
         u = np.asarray(u)
         if u.dtype == object:  # mpmath numbers: extended-precision integration
-            if self.f is None:
+            if self.rhs is None:
                 raise ValueError(f"problem {self.name!r} has no generic formula for extended precision")
             import mpmath
 
             pm = {k: (mpmath.mpf(float(v)) if np.ndim(v) == 0 else v) for k, v in p.items()}
-            return _stack(self.f(t, u, pm), u)
+            return _stack(self.rhs(t, u, pm), u)
         u = np.asarray(u, dtype=np.float64)
         if self.numpy_rhs is not None:
             out = np.asarray(self.numpy_rhs(t, u, p), dtype=np.float64)
         else:
-            out = _stack(self.f(t, u, p), u)
+            out = _stack(self.rhs(t, u, p), u)
         return out
+
+    def __call__(self, t: float, u: np.ndarray, params: Mapping[str, Any] | None = None) -> np.ndarray:
+        return self.f(t, u, params)
 
     def mp_rhs(self, t: Any, u: Sequence[Any]) -> list[Any]:
         """The generic formula on mpmath numbers (ground truth)."""
-        if self.f is None:
+        if self.rhs is None:
             raise ValueError(f"problem {self.name!r} has no generic formula for mpmath")
         import mpmath
 
         p = {k: (mpmath.mpf(float(v)) if np.ndim(v) == 0 else [mpmath.mpf(float(x)) for x in np.ravel(v)])
              for k, v in self.params.items()}
-        return list(self.f(t, _MPState(u), p))
+        return list(self.rhs(t, _MPState(u), p))
 
     def with_params(self, **params: float) -> "Problem":
         """A copy with some parameters changed (``exact`` is dropped unless it stays valid)."""

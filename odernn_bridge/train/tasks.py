@@ -214,11 +214,9 @@ def _trajectories(system: str, n: int, n_points: int, t_final: float | None, irr
     duration = float(t_final) if t_final is not None else _DURATION[system]
     if not (math.isfinite(duration) and duration > 0):
         raise ValueError(f"t_final: expected a positive duration, got {t_final!r}")
-    try:
-        from ..reference import get_backend, get_problem
-    except ImportError:  # reference layer not installed yet: SciPy directly (same solver)
-        return _trajectories_scipy(system, n, n_points, duration, irregular, seed)
     import dataclasses
+
+    from ..reference import get_backend, get_problem
 
     base = get_problem(system)
     backend = get_backend("scipy")
@@ -253,32 +251,6 @@ def _sample_times(t0: float, t1: float, n_points: int, irregular: bool, rng: np.
     if irregular:
         return np.concatenate([[t0], np.sort(rng.uniform(t0, t1, size=n_points - 2)), [t1]])
     return np.linspace(t0, t1, n_points)
-
-
-_FALLBACK = {  # rhs(t, u), u0, tspan — the textbook parameters
-    "vanderpol": (lambda t, u: [u[1], 1.0 * (1 - u[0] ** 2) * u[1] - u[0]], [2.0, 0.0], (0.0, 10.0)),
-    "lorenz": (lambda t, u: [10.0 * (u[1] - u[0]), u[0] * (28.0 - u[2]) - u[1], u[0] * u[1] - 8.0 / 3.0 * u[2]],
-               [1.0, 0.0, 0.0], (0.0, 5.0)),
-    "lotka_volterra": (lambda t, u: [1.5 * u[0] - u[0] * u[1], -3.0 * u[1] + u[0] * u[1]], [1.0, 1.0], (0.0, 10.0)),
-}
-
-
-def _trajectories_scipy(system, n, n_points, t_final, irregular, seed):
-    from scipy.integrate import solve_ivp
-
-    rhs, u0, (t0, _) = _FALLBACK[system]
-    u0 = np.asarray(u0, dtype=np.float64)
-    t1 = t0 + t_final
-    rng = np.random.default_rng(seed)
-    states = np.empty((n, n_points, u0.size))
-    times = np.empty((n, n_points))
-    for i in range(n):
-        t_eval = _sample_times(t0, t1, n_points, irregular, rng)
-        sol = solve_ivp(rhs, (t0, t1), _perturb(system, u0, rng), method="DOP853", t_eval=t_eval,
-                        rtol=1e-10, atol=1e-10)
-        states[i] = sol.y.T
-        times[i] = t_eval
-    return states, times, {"problem": system, "backend": "scipy.integrate.solve_ivp(DOP853)", "t0": t0, "t1": t1}
 
 
 def dynamics_task(*, system: str = "vanderpol", n_points: int = 50, t_final: float | None = None,

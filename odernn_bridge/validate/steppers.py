@@ -15,7 +15,7 @@ import numpy as np
 from ..methods.multistep import LinearMultistep
 from ..methods.tableau import ButcherTableau
 from ..reference.backend import Backend, get_backend
-from ..reference.integrators import lmm_step, rk_step
+from ..reference.integrators import lmm_step
 from ..reference.problems import Problem
 
 __all__ = ["Stepper", "MethodStepper", "CellStepper", "is_cell"]
@@ -70,7 +70,7 @@ class MethodStepper(Stepper):
         if isinstance(m, LinearMultistep):
             # history: (k, n, d) reference states before each target step
             p = prob.params_for(0)
-            return lmm_step(m, lambda tt, u: prob.rhs(tt, u, p), float(t[0]), history, dt)
+            return lmm_step(m, lambda tt, u: prob.f(tt, u, p), float(t[0]), history, dt)
         if self.dps is not None:
             span = (prob.tspan[1] - prob.tspan[0])
             n = int(round(span / dt))
@@ -111,6 +111,10 @@ class CellStepper(Stepper):
 
         from ..cells import CallableField, RKCell
 
+        if not isinstance(cell.method, ButcherTableau):
+            raise TypeError(f"method_or_cell: validate() steps Runge-Kutta cells; {type(cell).__name__} runs "
+                            f"{type(cell.method).__name__} {getattr(cell.method, 'name', '')!r} (validate the "
+                            "method itself instead)")
         self.torch = torch
         self.method = cell.method
         self.name = f"torch {type(cell).__name__}"
@@ -123,7 +127,7 @@ class CellStepper(Stepper):
                                  f"inputs or on its own field (problem='field'); {prob.name!r} is neither")
 
             def fn(h: Any, x: Any) -> Any:
-                return torch.from_numpy(prob.rhs(0.0, h.detach().cpu().numpy()))
+                return torch.from_numpy(prob.f(0.0, h.detach().cpu().numpy()))
 
             self.field = CallableField(fn, input_size=1, hidden_size=prob.dim).double()
         self._cell_cls = RKCell

@@ -143,3 +143,17 @@ def test_needs_embedded_pair() -> None:
     with pytest.raises(ValueError, match="timespans"):
         AdaptiveRKCell(ElmanField(2, 3), dp5())(torch.zeros(2, 2), torch.zeros(2, 3),
                                                 timespans=torch.tensor([1.0, -1.0]))
+
+
+def test_blow_up_is_reported_not_looped() -> None:
+    # y' = y² from y0 = 1 blows up at t = 1: the controller shrinks the step until max_steps,
+    # returning a flagged, finite state (or a NonFiniteError if the state overflows first)
+    field = CallableField(lambda h, x: h * h, 1, 1)
+    cell = AdaptiveRKCell(field, dp5(), rtol=1e-6, atol=1e-9, max_steps=200)
+    try:
+        out = cell(torch.zeros(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64), timespans=2.0)
+    except ob.NonFiniteError as exc:
+        assert "adaptive" in str(exc)
+    else:
+        assert cell.last_stats["max_steps_reached"] and bool(cell.last_stats["unfinished"].all())
+        assert float(out) > 10.0

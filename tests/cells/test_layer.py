@@ -37,6 +37,30 @@ def test_fused_kernel_equals_generic_autograd(field: str, method: str, substeps:
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("substeps", [1, 3])
+def test_fused_kernel_linear_interpolation(substeps: int) -> None:
+    rnn = ob.ODERNN(3, 5, method=dp5(), dt=0.4, field="leaky", num_layers=2, substeps=substeps,
+                    input_interpolation="linear", dtype=torch.float64)
+    x = torch.randn(6, 4, 3, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 4, 5, dtype=torch.float64, requires_grad=True)
+    assert all(c.fused_eligible() for c in rnn.cells)
+    out_f, g_f = _grads(rnn, x, h0)
+    for c in rnn.cells:
+        c.fused = False
+    out_g, g_g = _grads(rnn, x, h0)
+    torch.testing.assert_close(out_f, out_g, rtol=0, atol=1e-12)
+    for a, b in zip(g_f, g_g):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    # the fused sequence equals stepping the cell with x_next (last input held constant)
+    cell = rnn.cells[0]
+    cell.fused = True
+    states = cell.run_sequence(cell.field.project_input(x), h0[0])
+    h = h0[0]
+    for k in range(6):
+        h = cell(x[k], h, x_next=x[k + 1] if k < 5 else None)
+        torch.testing.assert_close(h, states[k], rtol=0, atol=1e-13)
+
+
 @pytest.mark.parametrize("activation", ["sigmoid", "relu", "identity"])
 def test_fused_kernel_other_activations(activation: str) -> None:
     f = ElmanField(2, 4, activation=activation, dtype=torch.float64)
@@ -49,6 +73,18 @@ def test_fused_kernel_other_activations(activation: str) -> None:
     torch.testing.assert_close(out_f, out_g, rtol=0, atol=1e-12)
     for a, b in zip(g_f, g_g):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_fused_inference_path_equals_training_path() -> None:
+    # under no_grad the kernel keeps one step's workspace instead of every stage
+    rnn = ob.ODERNN(3, 5, method="RK4", dt=0.4, substeps=2, dtype=torch.float64)
+    x = torch.randn(9, 2, 3, dtype=torch.float64)
+    out_train, hn_train = rnn(x)
+    with torch.no_grad():
+        out_eval, hn_eval = rnn(x)
+    assert out_train.requires_grad and not out_eval.requires_grad
+    torch.testing.assert_close(out_eval, out_train.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(hn_eval, hn_train.detach(), rtol=0, atol=0)
 
 
 def test_gradcheck_fused_sequence() -> None:
@@ -126,6 +162,8 @@ def test_field_factory_and_instance() -> None:
     assert ob.ODERNN(3, 4, field=f).cells[0].field is f
     with pytest.raises(ValueError, match="num_layers"):
         ob.ODERNN(3, 4, field=f, num_layers=2)
+    with pytest.raises(TypeError, match="CallableField"):
+        ob.ODERNN(3, 4, field=lambda h, x: -h)
 
 
 def test_gated_field_in_layer_generic_path() -> None:

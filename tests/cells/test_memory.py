@@ -225,3 +225,28 @@ def test_cornn_gradcheck_and_layer_use() -> None:
         state = cell(xs[k], state)
         torch.testing.assert_close(out[k], state[:, :3], rtol=0, atol=1e-14)
     torch.testing.assert_close(h_n[0], state, rtol=0, atol=1e-14)
+
+
+def test_memory_cells_bad_input_errors() -> None:
+    ms = MultistepCell(ElmanField(2, 3), AB2, dt=0.1)
+    with pytest.raises(ValueError, match="h: expected last dimension"):
+        ms(torch.zeros(1, 2), torch.zeros(1, 4))
+    with pytest.raises(ValueError, match="x: expected last dimension 2"):
+        ms(torch.zeros(1, 5), torch.zeros(1, 3))
+    with pytest.raises(TypeError, match="h: expected dtype torch.float32"):
+        ms(torch.zeros(1, 2), torch.zeros(1, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="dt"):
+        MultistepCell(ElmanField(2, 3), AB2, dt=float("nan"))
+    ho = CoRNNCell(2, 3)
+    with pytest.raises(ValueError, match=r"h: expected last dimension 6"):
+        ho(torch.zeros(1, 2), torch.zeros(1, 3))
+    with pytest.raises(ValueError, match="batch size"):
+        ho(torch.zeros(2, 2), torch.zeros(1, 6))
+    with pytest.raises(ValueError, match="dt"):
+        CoRNNCell(2, 3, dt=0.0)
+    with pytest.raises(ValueError, match="gamma"):
+        CoRNNCell(2, 3, gamma=float("inf"))
+    with pytest.raises(ValueError, match="weight"):
+        ho.inner_field.load_published(torch.zeros(3, 7))
+    with pytest.raises(ob.NonFiniteError, match="x"):
+        ho(torch.full((1, 2), float("nan")), torch.zeros(1, 6))

@@ -168,7 +168,7 @@ class StandInSession:
                 keys = list(prob.params)
 
                 def f(du: np.ndarray, u: np.ndarray, p: np.ndarray, t: float, prob: Any = prob, keys: Any = keys) -> None:
-                    du[:] = prob.rhs(t, np.asarray(u, dtype=float), dict(zip(keys, p)))
+                    du[:] = prob.f(t, np.asarray(u, dtype=float), dict(zip(keys, p)))
 
                 return f
         raise FakeJuliaError(f"ParseError: cannot evaluate {src[:40]!r} in the stand-in")

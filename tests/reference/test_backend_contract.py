@@ -35,7 +35,7 @@ def test_fixed_step_agrees_with_numpy_integrator(backend) -> None:
     prob = get_problem("vanderpol")
     sol = backend.solve(prob, "RK4", dt=0.1)
     assert sol.t.shape == (21,) and sol.u.shape == (21, 2)
-    _, U = integrate_rk(ob.get_method("RK4"), lambda t, u: prob.rhs(t, u), prob.u0, 0.0, 0.1, 20)
+    _, U = integrate_rk(ob.get_method("RK4"), lambda t, u: prob.f(t, u), prob.u0, 0.0, 0.1, 20)
     # same tableau, same arithmetic up to summation order: agreement to a few ulps x 20 steps
     np.testing.assert_allclose(sol.u, U, rtol=0, atol=1e-13)
 
@@ -62,7 +62,7 @@ def test_one_step_from_many_states(backend) -> None:
     U = np.array([[1.0, 1.0], [2.0, 0.5], [0.3, 1.7]])
     got = backend.step(prob, "RK4", 0.0, U, 0.05)
     for row, g in zip(U, got):
-        _, want = integrate_rk(ob.get_method("RK4"), lambda t, u: prob.rhs(t, u), row, 0.0, 0.05, 1)
+        _, want = integrate_rk(ob.get_method("RK4"), lambda t, u: prob.f(t, u), row, 0.0, 0.05, 1)
         np.testing.assert_allclose(g, want[-1], rtol=0, atol=1e-14)
 
 

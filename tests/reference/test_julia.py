@@ -176,6 +176,25 @@ def test_error_translation(standin: JuliaBackend) -> None:
 
 
 @pytest.mark.glue
+def test_diffeqpy_only_with_julia_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jlglue.shutil, "which", lambda name: None)
+    start = time.perf_counter()
+    with pytest.raises(JuliaUnavailableError, match="PATH"):
+        jlglue.diffeqpy_module()       # never reaches diffeqpy's interactive installer
+    assert time.perf_counter() - start < 0.5
+    assert jlglue._diffeqpy_version() is None
+
+
+@pytest.mark.glue
+def test_source_path_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    assert jlglue.julia_source_path() == JL
+    alt = tmp_path / "ODERNNBridge.jl"
+    alt.write_text("module ODERNNBridge end")
+    monkeypatch.setenv("ODERNN_BRIDGE_JULIA_SRC", str(alt))
+    assert jlglue.julia_source_path() == alt
+
+
+@pytest.mark.glue
 def test_array_conversion_rejects_nan() -> None:
     np.testing.assert_array_equal(to_numpy(np.asfortranarray(np.eye(2))), np.eye(2))
     with pytest.raises(NonFiniteError):

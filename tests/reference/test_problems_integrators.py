@@ -31,12 +31,12 @@ def test_public_names_exist_at_top_level() -> None:
 def test_builtin_problems(name: str) -> None:
     prob = get_problem(name)
     assert name in list_problems() and prob.julia_rhs and prob.description
-    f0 = prob.rhs(prob.tspan[0], prob.u0)
+    f0 = prob.f(prob.tspan[0], prob.u0)
     assert f0.shape == prob.u0.shape and np.all(np.isfinite(f0))
     batch = np.stack([prob.u0, 1.1 * prob.u0 + 0.1])
-    fb = prob.rhs(0.0, batch)
+    fb = prob.f(0.0, batch)
     np.testing.assert_array_equal(fb[0], f0)     # vectorised evaluation = one at a time
-    np.testing.assert_array_equal(fb[1], prob.rhs(0.0, batch[1]))
+    np.testing.assert_array_equal(fb[1], prob.f(0.0, batch[1]))
     mp = [float(x) for x in prob.mp_rhs(0, [mpmath.mpf(float(x)) for x in prob.u0])]
     np.testing.assert_allclose(mp, f0, rtol=1e-15, atol=1e-300)
 
@@ -66,14 +66,14 @@ def test_problem_validation() -> None:
 def test_fd_jacobian_matches_analytic() -> None:
     prob = get_problem("vanderpol_mild")
     u = np.array([[1.3, -0.4], [0.2, 2.0]])
-    J = fd_jacobian(lambda t, y: prob.rhs(t, y), 0.0, u)
+    J = fd_jacobian(lambda t, y: prob.f(t, y), 0.0, u)
     np.testing.assert_allclose(J, prob.jac(0.0, u, prob.params), rtol=1e-8, atol=1e-8)  # central FD, h ~ 1e-6
 
 
 @pytest.mark.parametrize("method", [GL4, RADAU3, SDIRK2], ids=lambda m: m.name)
 def test_implicit_step_solves_the_stage_equations(method: ob.ButcherTableau) -> None:
     prob = get_problem("vanderpol_mild")
-    f = lambda t, u: prob.rhs(t, u)  # noqa: E731
+    f = lambda t, u: prob.f(t, u)  # noqa: E731
     u = np.array([2.0, -0.3])
     dt = 0.2
     out = rk_step(method, f, 0.0, u, dt, autonomous=True)
@@ -92,7 +92,7 @@ def test_implicit_step_solves_the_stage_equations(method: ob.ButcherTableau) -> 
 def test_implicit_euler_on_the_linear_problem_is_exact_to_round_off() -> None:
     prob = get_problem("linear")
     ie = ob.ButcherTableau([[1]], [1], name="testIE", order=1)
-    _, U = integrate_rk(ie, lambda t, u: prob.rhs(t, u), prob.u0, 0.0, 0.1, 10, jac=lambda t, u: prob.jac(t, u, prob.params))
+    _, U = integrate_rk(ie, lambda t, u: prob.f(t, u), prob.u0, 0.0, 0.1, 10, jac=lambda t, u: prob.jac(t, u, prob.params))
     assert abs(U[-1, 0] - (1 / 1.1) ** 10) < 1e-15
 
 
@@ -100,15 +100,15 @@ def test_batched_steps_equal_single_steps() -> None:
     prob = get_problem("lorenz")
     U = np.array([[1.0, 0.0, 0.0], [-3.0, 2.0, 20.0]])
     for m in (ob.get_method("RK4"), GL4):
-        both = rk_step(m, lambda t, u: prob.rhs(t, u), 0.0, U, 0.01, autonomous=True)
+        both = rk_step(m, lambda t, u: prob.f(t, u), 0.0, U, 0.01, autonomous=True)
         for row, b in zip(U, both):
-            np.testing.assert_allclose(b, rk_step(m, lambda t, u: prob.rhs(t, u), 0.0, row, 0.01, autonomous=True),
+            np.testing.assert_allclose(b, rk_step(m, lambda t, u: prob.f(t, u), 0.0, row, 0.01, autonomous=True),
                                        rtol=0, atol=1e-13)
 
 
 def test_multistep_orders() -> None:
     prob = get_problem("linear")
-    f = lambda t, u: prob.rhs(t, u)  # noqa: E731
+    f = lambda t, u: prob.f(t, u)  # noqa: E731
     errs = {}
     for m in (AB2, BDF2):
         e = []

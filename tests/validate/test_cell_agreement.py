@@ -40,7 +40,7 @@ def test_cell_matches_numpy_step_by_step(setup, name: str) -> None:
         for n in range(prob.n_segments):
             x = torch.from_numpy(prob.inputs[n].copy())[None]
             p = prob.params_for(n)
-            f = lambda t, u, p=p: prob.rhs(t, u, p)  # noqa: E731
+            f = lambda t, u, p=p: prob.f(t, u, p)  # noqa: E731
             # one step from the same state
             one_t = cell(x, h_t)[0].numpy()
             one_n = rk_step(m, f, n * 0.1, h_t[0].numpy(), 0.1)

@@ -110,8 +110,11 @@ def test_multistep_method_validation() -> None:
     assert np.isnan(ds.local_error.values[0, :2]).all() and np.isfinite(ds.local_error.values[0, 2:41]).all()
 
 
-def test_sweep(capsys) -> None:
+def test_sweep(capsys, tmp_path) -> None:
     sw = validate_sweep(["Euler", "Midpoint", "RK4"], "vanderpol", dts=[0.1, 0.05, 0.025], backend="scipy")
+    back = io.open_dataset(io.to_netcdf(sw, tmp_path / "sweep.nc"))
+    assert list(back.verdict.values) == list(sw.verdict.values)
+    xr.testing.assert_allclose(back.final_error, sw.final_error)
     assert sw.sizes == {"method": 3, "level": 3}
     np.testing.assert_allclose(sw.observed_order.values, [1, 2, 4], atol=0.15)
     assert list(sw.verdict.values) == ["pass"] * 3 and sw.attrs["passed"] == 3
@@ -133,6 +136,11 @@ def test_bad_input() -> None:
         ob.validate("RK4", precision="quad", backend="scipy")
     with pytest.raises(ValueError, match="field"):
         ob.validate("RK4", "field", backend="scipy")
+    from odernn_bridge.cells import MultistepCell
+
+    ab2 = ob.LinearMultistep([0, -1, 1], ["-1/2", "3/2", 0], name="cellAB2")
+    with pytest.raises(TypeError, match="Runge-Kutta cells"):
+        ob.validate(MultistepCell(make_field("elman", 2, 3), ab2, dt=0.1), "vanderpol", backend="scipy")
 
 
 @pytest.mark.filterwarnings("ignore::odernn_bridge.reference.ReferenceFallbackWarning")

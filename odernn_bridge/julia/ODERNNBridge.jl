@@ -1,0 +1,1 @@
+../../julia_src/ODERNNBridge.jl
