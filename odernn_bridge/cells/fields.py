@@ -320,18 +320,28 @@ class CallableField(VectorField):
     """Wrap a user callable ``fn(h, x)`` or ``fn(h, x, t=...)`` (or any ``nn.Module``).
 
     The input is passed through unprojected (``project_input`` is the identity); if
-    ``fn`` is an ``nn.Module`` its parameters become the field's parameters.
+    ``fn`` is an ``nn.Module`` its parameters become the field's parameters.  The sizes may
+    be omitted for a standalone cell (the cells then skip the size checks); ``ODERNN`` and
+    the memory-t cells need them.
 
     >>> f = CallableField(lambda h, x: -h + x, input_size=2, hidden_size=2)
     >>> f(torch.ones(1, 2), torch.zeros(1, 2))
     tensor([[-1., -1.]])
+    >>> CallableField(lambda h, x: -h).state_size is None
+    True
     """
 
-    def __init__(self, fn: Callable[..., Tensor], input_size: int, hidden_size: int,
+    def __init__(self, fn: Callable[..., Tensor], input_size: int | None = None, hidden_size: int | None = None,
                  state_size: int | None = None, *, derivative_order: int = 1) -> None:
         if not callable(fn):
             raise TypeError(f"fn: expected a callable fn(h, x) or fn(h, x, t=...), got {type(fn).__name__}")
-        super().__init__(input_size, hidden_size, state_size)
+        if input_size is None or hidden_size is None:
+            if input_size is not None or hidden_size is not None or state_size is not None or derivative_order != 1:
+                raise ValueError("input_size, hidden_size: give both sizes (or neither, for an unsized field)")
+            nn.Module.__init__(self)
+            self.input_size = self.hidden_size = self.state_size = None  # type: ignore[assignment]
+        else:
+            super().__init__(input_size, hidden_size, state_size)
         if isinstance(derivative_order, bool) or not isinstance(derivative_order, int) or derivative_order < 1:
             raise ValueError(f"derivative_order: expected a positive integer, got {derivative_order!r}")
         if derivative_order > 1 and self.state_size != derivative_order * hidden_size:
@@ -363,6 +373,8 @@ class CallableField(VectorField):
         if not isinstance(out, Tensor):
             raise TypeError(f"fn: expected the field to return a tensor, got {type(out).__name__}")
         width = self.state_size if self.derivative_order == 1 else self.hidden_size
+        if width is None:
+            width = h.shape[-1]
         if out.shape != h.shape[:-1] + (width,):
             raise ValueError(f"fn: the field returned shape {tuple(out.shape)}, expected "
                              f"{tuple(h.shape[:-1]) + (width,)}")

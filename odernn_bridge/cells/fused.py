@@ -189,8 +189,14 @@ class _FusedRK(torch.autograd.Function):
         return None, None, None, gu, (g if need_h else None), gW
 
 
+@torch.compiler.disable
 def fused_explicit_sequence(cell: Any, u_seq: Tensor, h0: Tensor) -> Tensor:
-    """States (seq, batch, hidden) of an explicit RKCell whose field has an affine form."""
+    """States (seq, batch, hidden) of an explicit RKCell whose field has an affine form.
+
+    Opaque to ``torch.compile`` (``torch.compiler.disable``): the kernel writes into its own
+    buffers with ``out=`` ops and has a hand-written backward, which tracing would not keep
+    intact; a compiled model calls it eagerly (the surrounding code is still compiled).
+    """
     form = cell.field.affine_form()
     plan = getattr(cell, "_fused_plan", None)
     if plan is None or plan.key() != (cell.substeps, cell.input_interpolation == "linear"):

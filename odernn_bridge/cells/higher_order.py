@@ -33,6 +33,9 @@ class AugmentedField(VectorField):
 
     def __init__(self, inner: VectorField, order: int) -> None:
         check_positive_int(order, "order")
+        if inner.hidden_size is None:
+            raise ValueError("field: a higher-order cell needs a sized field (CallableField(fn, input_size, "
+                             "hidden_size, state_size=order*hidden_size, derivative_order=order))")
         n = inner.hidden_size
         if inner.state_size != order * n:
             raise ValueError(f"field: a field for an order-{order} ODE must read the augmented state "
@@ -84,7 +87,7 @@ class HigherOrderCell(nn.Module):
     def __init__(self, field: VectorField, order: int = 2, method: Any = "symplectic_euler", dt: float = 1.0,
                  substeps: int = 1, *, check_finite: bool = True, **rk_kwargs: Any) -> None:
         super().__init__()
-        check_field(field)
+        field = check_field(field)
         check_positive_int(order, "order")
         self.order = order
         self.aug = AugmentedField(field, order)

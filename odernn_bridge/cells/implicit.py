@@ -235,7 +235,10 @@ def differentiable_inputs(field: torch.nn.Module, probe: Callable[[], Tensor]) -
     return names, params
 
 
+@torch.compiler.disable
 def solve_fixed_point(problem: StageProblem, options: NewtonOptions, K0: Tensor, h: Tensor, us: Tensor,
                       params: Sequence[Tensor]) -> Tensor:
-    """Solve ``K = Φ(K; h, us)`` by Newton; differentiable by the implicit function theorem."""
+    """Solve ``K = Φ(K; h, us)`` by Newton; differentiable by the implicit function theorem.
+
+    Opaque to ``torch.compile`` (data-dependent Newton loop, hand-written backward)."""
     return _ImplicitFunction.apply(problem, options, K0.detach(), h, us, *params)

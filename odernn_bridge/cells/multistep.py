@@ -50,6 +50,8 @@ class MultistepCell(nn.Module):
                  check_finite: bool = True) -> None:
         super().__init__()
         self.field = check_field(field)
+        if self.field.state_size is None:
+            raise ValueError("field: a multistep cell needs a sized field (CallableField(fn, input_size, hidden_size))")
         m = get_method(method) if isinstance(method, str) else method
         if not isinstance(m, LinearMultistep):
             raise TypeError(f"method: expected a linear multistep method, got {type(m).__name__}; "

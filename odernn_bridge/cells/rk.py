@@ -43,11 +43,17 @@ def resolve_tableau(method: Any, name: str = "method") -> ButcherTableau:
 
 
 def check_field(field: Any) -> VectorField:
-    if not isinstance(field, VectorField):
-        raise TypeError(
-            f"field: expected a VectorField (e.g. make_field('elman', input_size, hidden_size) or "
-            f"CallableField(fn, input_size, hidden_size)), got {type(field).__name__}")
-    return field
+    """A VectorField; any other callable ``fn(h, x)`` / ``fn(h, x, t=...)`` is wrapped in an
+    unsized :class:`CallableField` (ARCHITECTURE.md: a vector field is any such callable)."""
+    if isinstance(field, VectorField):
+        return field
+    if callable(field):
+        from .fields import CallableField
+
+        return CallableField(field)
+    raise TypeError(
+        f"field: expected a VectorField (e.g. make_field('elman', input_size, hidden_size)) or a callable "
+        f"fn(h, x), got {type(field).__name__}")
 
 
 class RKCell(nn.Module):

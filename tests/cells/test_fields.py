@@ -120,3 +120,18 @@ def test_make_field_errors() -> None:
 def test_lazy_top_level_exports() -> None:
     for name in ("RKCell", "ODERNN", "AdaptiveRKCell", "MultistepCell", "HigherOrderCell", "CoRNNCell", "make_field"):
         assert getattr(ob, name) is not None
+
+
+def test_unsized_callable_field_in_a_cell() -> None:
+    f = CallableField(lambda h, x: -h)
+    cell = RKCell(f, "RK4", dt=0.1)
+    h = torch.ones(2, 3, dtype=D)
+    out = cell(torch.zeros(2, 1, dtype=D), h)
+    z = -0.1
+    torch.testing.assert_close(out, h * (1 + z + z ** 2 / 2 + z ** 3 / 6 + z ** 4 / 24), rtol=0, atol=1e-15)
+    with pytest.raises(ValueError, match="input_size"):
+        CallableField(lambda h, x: -h, input_size=2)
+    from odernn_bridge.cells import MultistepCell
+
+    with pytest.raises(ValueError, match="sized"):
+        MultistepCell(f, ob.LinearMultistep([0, -1, 1], ["-1/2", "3/2", 0]))

@@ -215,7 +215,8 @@ def test_bad_input_errors_name_the_argument() -> None:
     with pytest.raises(ValueError, match="device"):
         cell(torch.zeros(2, 3, device="meta"), torch.zeros(2, 4))
     with pytest.raises(TypeError, match="field"):
-        RKCell(lambda h, x: h, "RK4")
+        RKCell(3, "RK4")  # type: ignore[arg-type]
+    assert RKCell(lambda h, x: -h, "Euler", dt=0.5)(torch.zeros(1, 2), torch.ones(1, 3)).sum() == 1.5
     with pytest.raises(TypeError, match="MultistepCell"):
         RKCell(make_field("elman", 3, 4), ob.LinearMultistep([0, -1, 1], ["-1/2", "3/2", 0]))
     with pytest.raises(ValueError, match="input_interpolation"):
@@ -227,9 +228,20 @@ def test_bad_input_errors_name_the_argument() -> None:
 
 
 @pytest.mark.slow
-def test_torch_compile_matches_eager() -> None:
-    rnn = ob.ODERNN(3, 8, method="RK4", dt=0.5, fused=False)
-    x = torch.randn(6, 2, 3)
+@pytest.mark.parametrize("case", ["fused", "generic", "implicit"])
+def test_torch_compile_matches_eager(case: str) -> None:
+    # the fused kernel and the Newton solve are opaque to dynamo (torch.compiler.disable) and
+    # run eagerly inside the compiled model — outputs and gradients must be those of eager mode
+    if case == "implicit":
+        rnn = ob.ODERNN(3, 8, method=gauss2(), dt=0.5, dtype=torch.float64)
+    else:
+        rnn = ob.ODERNN(3, 8, method="RK4", dt=0.5, fused=case == "fused", dtype=torch.float64)
+    x = torch.randn(6, 2, 3, dtype=torch.float64)
     eager = rnn(x)[0]
+    g_eager = torch.autograd.grad(eager.sum(), list(rnn.parameters()))
     compiled = torch.compile(rnn)
-    torch.testing.assert_close(compiled(x)[0], eager, rtol=1e-5, atol=1e-6)
+    out = compiled(x)[0]
+    g_comp = torch.autograd.grad(out.sum(), list(rnn.parameters()))
+    torch.testing.assert_close(out, eager, rtol=0, atol=1e-12)
+    for a, b in zip(g_comp, g_eager):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
