@@ -2,29 +2,34 @@
     ODERNNBridge
 
 Thin Julia companion of the Python package `odernn_bridge` (loaded by
-`odernn_bridge.reference.julia` through juliacall, with `include` into a fresh module).
+`odernn_bridge.reference.julia` through juliacall: `Base.include` into a module made with
+`juliacall.newmodule`).
 
-* named tableaux of OrdinaryDiffEq / DiffEqDevTools exported as plain arrays
-  (`export_tableau`), with a shim between the naming schemes: the split packages
-  `OrdinaryDiffEqExplicitTableaus` / `OrdinaryDiffEqImplicitTableaus` (unexported `RK4()`,
-  `Tsitouras5()`, `GL4()` … since April 2026; `construct*` in their first releases) and
-  the older `DiffEqDevTools.construct*()` functions;
-* fixed-step solves with `ExplicitRK(tableau = tab)`, one step from many states, and a
-  `Vern9` reference (optionally in `BigFloat`);
+* named tableaux exported as plain arrays (`export_tableau`), through a shim between the
+  naming schemes: the split packages `OrdinaryDiffEqExplicitTableaus` /
+  `OrdinaryDiffEqImplicitTableaus` (unexported `RK4()`, `Tsitouras5()`, `GL4()` … since
+  April 2026; `construct*` in their first release), the older `DiffEqDevTools.construct*()`
+  functions, and `OrdinaryDiffEqExplicitRK.constructDormandPrince()`;
+* fixed-step solves with `OrdinaryDiffEqExplicitRK.ExplicitRK(tableau = tab)` (OrdinaryDiffEq
+  v7 no longer re-exports `ExplicitRK`), one step from many states, and a `Vern9` reference
+  (optionally in `BigFloat`);
 * `DiffEqDevTools.stability_region`, `imaginary_stability_interval` and
   `analyticless_test_convergence`.
 
 Right-hand sides are in-place functions `f!(du, u, p, t)`; `p` is a parameter vector.
+Arrays from Python arrive as `PythonCall.PyArray`s, which index like the NumPy array
+(strides honoured); every function copies them into plain `Array`s first.
 """
 module ODERNNBridge
 
 import DiffEqBase
 import DiffEqDevTools
 import OrdinaryDiffEq
+import OrdinaryDiffEqExplicitRK
 
-export export_tableau, find_constructor, tableau_modules, tableau_from_arrays, solve_fixed,
-    step_many, solve_reference, stability, real_stability_interval, imag_stability_interval,
-    convergence, versions, naming_scheme
+export export_tableau, find_constructor, find_tableau, tableau_modules, tableau_from_arrays,
+    solve_fixed, step_many, solve_reference, stability, real_stability_interval,
+    imag_stability_interval, convergence, versions, naming_scheme
 
 const EXPLICIT_TABLEAUS = Base.PkgId(
     Base.UUID("3278f1b1-0f5c-4cde-98e0-ba5eb00db955"), "OrdinaryDiffEqExplicitTableaus")
@@ -45,8 +50,8 @@ end
     tableau_modules() -> Vector{Module}
 
 Modules searched for named tableau constructors, in order: the split tableau packages
-where installed, then `DiffEqDevTools`, then the module that defines
-`OrdinaryDiffEq.ExplicitRK` (home of `constructDormandPrince`).
+where installed, then `DiffEqDevTools` (`construct*` up to v2), then
+`OrdinaryDiffEqExplicitRK` (home of `constructDormandPrince`).
 """
 function tableau_modules()
     if _MODULES[] === nothing
@@ -56,7 +61,7 @@ function tableau_modules()
             m isa Module && push!(mods, m)
         end
         push!(mods, DiffEqDevTools)
-        push!(mods, parentmodule(OrdinaryDiffEq.ExplicitRK))
+        push!(mods, OrdinaryDiffEqExplicitRK)
         _MODULES[] = unique(mods)
     end
     return _MODULES[]::Vector{Module}
@@ -78,8 +83,14 @@ Look `name` (`"Tsitouras5"` or `"constructTsitouras5"`) up as `name` and as
 count (so `RK4` never resolves to the solver algorithm of the same name).
 """
 function find_constructor(name::AbstractString)
-    base = startswith(name, "construct") ? String(name[(length("construct") + 1):end]) : String(name)
-    for m in tableau_modules()
+    mods = tableau_modules()   # may load packages: look their bindings up in the newest world
+    return Base.invokelatest(_find_constructor, String(name), mods)
+end
+
+function _find_constructor(name::String, mods::Vector{Module})
+    base = startswith(name, "construct") ? name[(length("construct") + 1):end] : name
+    isempty(base) && throw(ArgumentError("unknown tableau $(repr(name)): empty name"))
+    for m in mods
         for cand in (base, "construct" * base)
             sym = Symbol(cand)
             isdefined(m, sym) || continue
@@ -89,7 +100,7 @@ function find_constructor(name::AbstractString)
             end
         end
     end
-    searched = join((string(nameof(m)) for m in tableau_modules()), ", ")
+    searched = join((string(nameof(m)) for m in mods), ", ")
     throw(ArgumentError("unknown tableau $(repr(name)): neither $(base)() nor construct$(base)() in $(searched)"))
 end
 
@@ -98,12 +109,14 @@ end
 
 The tableau object (`DiffEqBase.ExplicitRKTableau` / `ImplicitRKTableau`) named `name`.
 """
-function find_tableau(name::AbstractString; T::Type = Float64)
+find_tableau(name::AbstractString; T::Type = Float64) = first(_make_tableau(name, T))
+
+function _make_tableau(name::AbstractString, ::Type{T}) where {T}
     f, qualified = find_constructor(name)
     tab = Base.invokelatest(f, T)
     tab isa DiffEqBase.ODERKTableau ||
         throw(ArgumentError("$(qualified)() did not return a Runge-Kutta tableau"))
-    return tab
+    return tab, qualified
 end
 
 _is_explicit(A) = all(iszero(A[i, j]) for i in axes(A, 1) for j in axes(A, 2) if j >= i)
@@ -111,12 +124,12 @@ _is_explicit(A) = all(iszero(A[i, j]) for i in axes(A, 1) for j in axes(A, 2) if
 """
     export_tableau(name; T = Float64)
 
-`(A, b, c, b_embedded, order, embedded_order, kind, source)` as plain arrays
-(`b_embedded` empty when the method has none; `kind` is `"explicit"` or `"implicit"`).
+`(A, b, c, b_embedded, order, embedded_order, kind, source)` as plain `Float64` arrays
+(`b_embedded` is `αEEst`, the embedded *solution* weights, empty when the method has none;
+`kind` is `"explicit"` or `"implicit"`).
 """
 function export_tableau(name::AbstractString; T::Type = Float64)
-    f, qualified = find_constructor(name)
-    tab = Base.invokelatest(f, T)
+    tab, qualified = _make_tableau(name, T)
     A = Matrix{Float64}(tab.A)
     b = Vector{Float64}(tab.α)
     c = Vector{Float64}(tab.c)
@@ -128,18 +141,26 @@ end
 """
     tableau_from_arrays(A, b, c, order; b_embedded = nothing, embedded_order = 0)
 
-A `DiffEqBase.ExplicitRKTableau` (strictly lower-triangular `A`) or `ImplicitRKTableau`.
+A `DiffEqBase.ExplicitRKTableau` (strictly lower-triangular `A`) or `ImplicitRKTableau`,
+built with the constructors `(A, c, α, order; αEEst, adaptiveorder)`.
 """
 function tableau_from_arrays(A, b, c, order::Integer; b_embedded = nothing, embedded_order::Integer = 0)
     A = Matrix{Float64}(A)
     b = Vector{Float64}(b)
     c = Vector{Float64}(c)
+    s = length(b)
+    size(A) == (s, s) && length(c) == s ||
+        throw(DimensionMismatch("A must be $(s)×$(s) and c of length $(s) (length(b)), got A $(size(A)), c $(length(c))"))
     T = _is_explicit(A) ? DiffEqBase.ExplicitRKTableau : DiffEqBase.ImplicitRKTableau
     if b_embedded === nothing || isempty(b_embedded)
         return T(A, c, b, Int(order))
     end
-    return T(A, c, b, Int(order); αEEst = Vector{Float64}(b_embedded), adaptiveorder = Int(embedded_order))
+    bemb = Vector{Float64}(b_embedded)
+    length(bemb) == s || throw(DimensionMismatch("b_embedded must have length $(s), got $(length(bemb))"))
+    return T(A, c, b, Int(order); αEEst = bemb, adaptiveorder = Int(embedded_order))
 end
+
+_explicit_rk(tab) = OrdinaryDiffEqExplicitRK.ExplicitRK(tableau = tab)
 
 function _problem(f, u0, tspan, p, ::Type{T}) where {T}
     return OrdinaryDiffEq.ODEProblem(f, T.(collect(u0)), (T(tspan[1]), T(tspan[2])), T.(collect(p)))
@@ -154,7 +175,7 @@ Fixed-step solution with `ExplicitRK(tableau = tab)`; `U` is `length(t) × lengt
 """
 function solve_fixed(f, u0, tspan, p, tab, dt)
     prob = _problem(f, u0, tspan, p, Float64)
-    sol = OrdinaryDiffEq.solve(prob, OrdinaryDiffEq.ExplicitRK(tableau = tab); dt = Float64(dt), adaptive = false)
+    sol = OrdinaryDiffEq.solve(prob, _explicit_rk(tab); dt = Float64(dt), adaptive = false)
     return (Vector{Float64}(sol.t), _rows(sol))
 end
 
@@ -166,10 +187,11 @@ One step of `ExplicitRK(tableau = tab)` from each row of `U` (`init` + `step!`).
 function step_many(f, U, t, dt, p, tab)
     U = Matrix{Float64}(U)
     out = similar(U)
-    alg = OrdinaryDiffEq.ExplicitRK(tableau = tab)
+    alg = _explicit_rk(tab)
+    t0, h = Float64(t), Float64(dt)
     for i in axes(U, 1)
-        prob = _problem(f, U[i, :], (Float64(t), Float64(t) + Float64(dt)), p, Float64)
-        integ = OrdinaryDiffEq.init(prob, alg; dt = Float64(dt), adaptive = false, save_everystep = false)
+        prob = _problem(f, U[i, :], (t0, t0 + h), p, Float64)
+        integ = OrdinaryDiffEq.init(prob, alg; dt = h, adaptive = false, save_everystep = false)
         OrdinaryDiffEq.step!(integ)
         out[i, :] .= integ.u
     end
@@ -180,13 +202,18 @@ end
     solve_reference(f, u0, tspan, p, saveat; abstol = 1e-14, reltol = 1e-14, bigfloat = false, alg = "Vern9")
 
 Adaptive reference solution saved at `saveat` (in `BigFloat` when `bigfloat`, rounded
-back to Float64). `alg` names any OrdinaryDiffEq algorithm with a zero-argument constructor.
+back to Float64). `alg` names an algorithm that `OrdinaryDiffEq` itself exports with a
+zero-argument constructor (v7 exports only `Tsit5`, `Vern6`…`Vern9`, `Rosenbrock23`,
+`Rodas5P`, `FBDF` and the defaults).
 """
 function solve_reference(f, u0, tspan, p, saveat; abstol = 1e-14, reltol = 1e-14, bigfloat::Bool = false,
         alg::AbstractString = "Vern9")
     T = bigfloat ? BigFloat : Float64
+    sym = Symbol(alg)
+    isdefined(OrdinaryDiffEq, sym) ||
+        throw(ArgumentError("alg: OrdinaryDiffEq $(pkgversion(OrdinaryDiffEq)) has no algorithm $(alg)"))
     prob = _problem(f, u0, tspan, p, T)
-    algorithm = getproperty(OrdinaryDiffEq, Symbol(alg))()
+    algorithm = getproperty(OrdinaryDiffEq, sym)()
     sol = OrdinaryDiffEq.solve(prob, algorithm; abstol = T(abstol), reltol = T(reltol),
         saveat = T.(collect(saveat)))
     return (Vector{Float64}(Float64.(sol.t)), _rows(sol))
@@ -199,33 +226,81 @@ end
 """
 stability(tab, z) = ComplexF64[DiffEqDevTools.stability_region(ComplexF64(zi), tab) for zi in z]
 
-"""
-    real_stability_interval(tab)
+# |R| - 1 along a ray (Inf where I - zA is singular)
+function _excess(tab, z)
+    try
+        return abs(DiffEqDevTools.stability_region(z, tab)) - 1
+    catch err
+        # LinearAlgebra.SingularException / LAPACKException, matched by name: LinearAlgebra
+        # is not a dependency of this module
+        nameof(typeof(err)) in (:SingularException, :LAPACKException) || rethrow()
+        return Inf
+    end
+end
 
-Length of the real stability interval: `DiffEqDevTools.stability_region(tab)` returns its
-(negative) left end.
-"""
-real_stability_interval(tab) = abs(Float64(DiffEqDevTools.stability_region(tab)))
+# Largest r <= 1e3 with |R(dir*x)| <= 1 on [0, r]: scan (the grid of the SciPy backend),
+# then polish the bracketing root with DiffEqDevTools' root finder, bisecting if that
+# lands outside the bracket (its root finder alone may converge to x = 0, where |R| = 1 too).
+function _interval(tab, dir, polish; tol = 1e-13)
+    g = x -> _excess(tab, dir * x)
+    grid = vcat(collect(range(0.0, 10.0; length = 20001))[2:end],
+        exp.(collect(range(log(10.0), log(1.0e3); length = 4001)))[2:end])
+    k = findfirst(x -> !(g(x) <= tol), grid)
+    k === nothing && return Inf
+    if k == 1 && !(g(1.0e-6) <= tol && g(1.0e-4) <= tol)
+        return 0.0
+    end
+    lo, hi = (k == 1 ? 0.0 : grid[k - 1]), grid[k]
+    r = try
+        Float64(polish((lo + hi) / 2))
+    catch
+        NaN
+    end
+    if isfinite(r) && lo - 1.0e-12 <= r <= hi + 1.0e-12 && abs(g(r)) <= 1.0e-9
+        return r
+    end
+    for _ in 1:200
+        mid = (lo + hi) / 2
+        g(mid) <= tol ? (lo = mid) : (hi = mid)
+        hi - lo <= 1.0e-14 * max(1.0, hi) && break
+    end
+    return lo
+end
 
 """
-    imag_stability_interval(tab)
+    real_stability_interval(tab) -> Float64
 
-`DiffEqDevTools.imaginary_stability_interval(tab)`.
+Largest `r` with `[-r, 0]` in the stability region (`Inf` if none ends before 1e3):
+the first exit of `|R|` found on a grid, polished with
+`DiffEqDevTools.stability_region(tab; initial_guess)`, which returns the (negative) root of
+`|R(x)| = 1` nearest its guess.
 """
-imag_stability_interval(tab) = abs(Float64(DiffEqDevTools.imaginary_stability_interval(tab)))
+real_stability_interval(tab) = _interval(tab, -1.0,
+    x0 -> -DiffEqDevTools.stability_region(tab; initial_guess = -x0))
+
+"""
+    imag_stability_interval(tab) -> Float64
+
+Largest `r` with `[-ir, ir]` in the stability region (0 if none), polished with
+`DiffEqDevTools.imaginary_stability_interval(tab; initial_guess)`.
+"""
+imag_stability_interval(tab) = _interval(tab, 1.0im,
+    y0 -> abs(DiffEqDevTools.imaginary_stability_interval(tab; initial_guess = y0)))
 
 """
     convergence(f, u0, tspan, p, tab, dts; abstol = 1e-14, reltol = 1e-14) -> (final_errors, order)
 
-`DiffEqDevTools.analyticless_test_convergence` with a `Vern9` reference; returns the
-`:final` errors and estimated order (which assumes `dts` halve).
+`DiffEqDevTools.analyticless_test_convergence(dts, prob, ExplicitRK(tableau = tab),
+Dict(:alg => Vern9(), :abstol => abstol, :reltol => reltol))`; returns the `:final`
+errors and `𝒪est[:final]` (the mean of `log2` error ratios: it assumes `dts` halve).
 """
 function convergence(f, u0, tspan, p, tab, dts; abstol = 1e-14, reltol = 1e-14)
+    steps = collect(Float64, dts)
+    length(steps) >= 2 || throw(ArgumentError("dts: need at least two step sizes, got $(length(steps))"))
     prob = _problem(f, u0, tspan, p, Float64)
-    setup = Dict(:alg => OrdinaryDiffEq.Vern9(), :abstol => abstol, :reltol => reltol)
-    sim = DiffEqDevTools.analyticless_test_convergence(collect(Float64, dts), prob,
-        OrdinaryDiffEq.ExplicitRK(tableau = tab), setup)
-    return (Vector{Float64}(sim.errors[:final]), Float64(sim.𝒪est[:final]))
+    setup = Dict(:alg => OrdinaryDiffEq.Vern9(), :abstol => Float64(abstol), :reltol => Float64(reltol))
+    sim = DiffEqDevTools.analyticless_test_convergence(steps, prob, _explicit_rk(tab), setup)
+    return (Vector{Float64}(sim.errors[:final]), Float64(only(sim.𝒪est[:final])))
 end
 
 """
@@ -235,7 +310,7 @@ Julia and package versions (`pkgversion`).
 """
 function versions()
     d = Dict{String, String}("julia" => string(VERSION))
-    for m in (OrdinaryDiffEq, DiffEqBase, DiffEqDevTools, tableau_modules()...)
+    for m in (OrdinaryDiffEq, OrdinaryDiffEqExplicitRK, DiffEqBase, DiffEqDevTools, tableau_modules()...)
         v = pkgversion(m)
         d[string(nameof(m))] = v === nothing ? "unknown" : string(v)
     end

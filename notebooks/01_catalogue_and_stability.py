@@ -24,29 +24,14 @@
 # `$ODERNN_NOTEBOOK_OUT` (default `figures/`).
 
 # %%
-import os
-import sys
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 
 import odernn_bridge as ob
 
-FAST = os.environ.get("ODERNN_FAST", "0") == "1"
-OUT = Path(os.environ.get("ODERNN_NOTEBOOK_OUT", "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
+from _common import FAST, OUT, show  # notebooks/_common.py: settings and the figure helper
+
 RES = 161 if FAST else 601
-
-
-def show(fig, name):
-    """Save the figure as PNG next to the notebook's outputs and display it in Jupyter."""
-    fig.savefig(OUT / name, dpi=110, bbox_inches="tight")
-    if "ipykernel" in sys.modules:
-        from IPython.display import display
-
-        display(fig)
-    plt.close(fig)
 
 
 # %% [markdown]

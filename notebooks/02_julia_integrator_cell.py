@@ -21,10 +21,6 @@
 # method of the built-in catalogue — everything below works with either.
 
 # %%
-import os
-import sys
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -32,19 +28,9 @@ import torch
 import odernn_bridge as ob
 from odernn_bridge.cells import RKCell, make_field
 
-FAST = os.environ.get("ODERNN_FAST", "0") == "1"
-OUT = Path(os.environ.get("ODERNN_NOTEBOOK_OUT", "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
+from _common import FAST, OUT, show  # notebooks/_common.py: settings and the figure helper
+
 torch.manual_seed(0)
-
-
-def show(fig, name):
-    fig.savefig(OUT / name, dpi=110, bbox_inches="tight")
-    if "ipykernel" in sys.modules:
-        from IPython.display import display
-
-        display(fig)
-    plt.close(fig)
 
 
 # %%

@@ -22,8 +22,6 @@
 
 # %%
 import os
-import sys
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -35,20 +33,10 @@ from odernn_bridge.cells import RKCell, make_field
 # `odernn_bridge.validate` rebinds the package attribute `ob.validate` to that module
 from odernn_bridge.validate import validate, validate_sweep
 
-FAST = os.environ.get("ODERNN_FAST", "0") == "1"
-OUT = Path(os.environ.get("ODERNN_NOTEBOOK_OUT", "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
+from _common import FAST, OUT, show  # notebooks/_common.py: settings and the figure helper
+
 BACKEND = os.environ.get("ODERNN_BACKEND", "auto")
 torch.manual_seed(0)
-
-
-def show(fig, name):
-    fig.savefig(OUT / name, dpi=110, bbox_inches="tight")
-    if "ipykernel" in sys.modules:
-        from IPython.display import display
-
-        display(fig)
-    plt.close(fig)
 
 
 # %% [markdown]

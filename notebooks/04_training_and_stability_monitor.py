@@ -22,10 +22,6 @@
 # The same run is what `odernn train --task digits …` does from the shell.
 
 # %%
-import os
-import sys
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -35,19 +31,9 @@ from odernn_bridge.io import open_dataset
 from odernn_bridge.train import TrainConfig, Trainer
 from odernn_bridge.train.report import compare_runs, format_table, report
 
-FAST = os.environ.get("ODERNN_FAST", "0") == "1"
-OUT = Path(os.environ.get("ODERNN_NOTEBOOK_OUT", "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
+from _common import FAST, OUT, show  # notebooks/_common.py: settings and the figure helper
+
 RUNS = OUT / "runs"
-
-
-def show(fig, name):
-    fig.savefig(OUT / name, dpi=110, bbox_inches="tight")
-    if "ipykernel" in sys.modules:
-        from IPython.display import display
-
-        display(fig)
-    plt.close(fig)
 
 
 common = dict(task="digits", hidden=32 if FAST else 128, epochs=2 if FAST else 40, batch_size=64, lr=5e-3,

@@ -22,6 +22,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_bytes",
     "to_netcdf",
+    "save_figure",
     "open_dataset",
     "provenance",
     "NETCDF_ENGINE",
@@ -71,6 +72,31 @@ def atomic_save(path: str | os.PathLike[str], writer: Callable[[Path], Any], suf
     with atomic_path(path, suffix=suffix) as tmp:
         writer(tmp)
     return Path(path)
+
+
+def save_figure(fig: Any, path: str | os.PathLike[str], *, close: bool = True, **savefig_kwargs: Any) -> Path:
+    """Write a matplotlib figure atomically; the format comes from the suffix (default PNG).
+
+    ``savefig_kwargs`` go to ``fig.savefig`` (``dpi``, ``bbox_inches``…); ``close`` closes
+    the figure afterwards.  Returns the path.
+
+    >>> import tempfile
+    >>> from matplotlib.figure import Figure
+    >>> fig = Figure(figsize=(2, 2))
+    >>> _ = fig.subplots().plot([0, 1], [1, 0])
+    >>> p = save_figure(fig, Path(tempfile.mkdtemp()) / "f.png", close=False, dpi=50)
+    >>> p.read_bytes()[:4] == b"\\x89PNG"
+    True
+    """
+    suffix = Path(path).suffix
+    fmt = suffix.lstrip(".").lower() or "png"
+    try:
+        return atomic_save(path, lambda tmp: fig.savefig(tmp, format=fmt, **savefig_kwargs), suffix=suffix or ".png")
+    finally:
+        if close:
+            import matplotlib.pyplot as plt
+
+            plt.close(fig)
 
 
 def _clean_attrs(attrs: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from torch import Tensor
 
 from ..errors import NonFiniteError
 
-__all__ = ["check_dt", "check_positive_int", "check_tensor", "check_finite", "field_dtype_device"]
+__all__ = ["check_dt", "check_positive_int", "check_tensor", "check_finite", "field_dtype_device",
+           "check_step_input", "check_step_args"]
 
 
 def check_dt(dt: Any, name: str = "dt") -> float:
@@ -71,3 +72,24 @@ def check_tensor(value: Any, name: str, *, ndim: int | tuple[int, ...], last: in
 def check_finite(value: Tensor, name: str) -> None:
     if not bool(torch.isfinite(value).all()):
         raise NonFiniteError(f"{name}: contains NaN or Inf")
+
+
+def check_step_input(x: Any, h: Tensor, input_size: int, x_name: str = "x", h_name: str = "h") -> Tensor:
+    """``x`` is a (batch, input_size) tensor with ``h``'s dtype, device and batch size."""
+    check_tensor(x, x_name, ndim=2, last=input_size, what=f"(batch, input_size={input_size})",
+                 dtype=h.dtype, device=h.device, ref_name=h_name)
+    if x.shape[0] != h.shape[0]:
+        raise ValueError(f"{x_name}: batch size {x.shape[0]} differs from {h_name}'s batch size {h.shape[0]}")
+    return x
+
+
+def check_step_args(field: torch.nn.Module, x: Any, h: Any, *, state_what: str | None = None,
+                    x_name: str = "x", h_name: str = "h") -> None:
+    """The single-step arguments of a cell on ``field``: ``h`` (batch, field.state_size) on the
+    field's dtype/device, then ``x`` as in :func:`check_step_input`.  ``state_what`` describes
+    the state's shape in messages (default ``"(batch, state_size=N)"``)."""
+    n = field.state_size
+    dtype, device = field_dtype_device(field)
+    check_tensor(h, h_name, ndim=2, last=n, what=state_what or f"(batch, state_size={n})",
+                 dtype=dtype, device=device)
+    check_step_input(x, h, field.input_size, x_name, h_name)

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import ConvergenceError
-from ._validate import check_dt, check_finite, check_positive_int, check_tensor, field_dtype_device
+from ._validate import check_dt, check_finite, check_positive_int, check_step_args
 from .fields import VectorField
 from .rk import check_field, resolve_tableau
 
@@ -48,6 +48,14 @@ __all__ = ["AdaptiveRKCell"]
 def _rms(x: Tensor) -> Tensor:
     return x.pow(2).mean(dim=-1).sqrt()
 
+
+
+def _time_gaps(timespans: Tensor, like: Tensor, name: str = "timespans") -> Tensor:
+    """``timespans`` detached, on ``like``'s dtype/device; every gap finite and >= 0."""
+    spans = timespans.detach().to(dtype=like.dtype, device=like.device)
+    if not bool(torch.isfinite(spans).all()) or bool((spans < 0).any()):
+        raise ValueError(f"{name}: expected finite time gaps >= 0")
+    return spans
 
 class AdaptiveRKCell(nn.Module):
     """Adaptive-step ODE cell driven by an embedded Runge–Kutta pair.
@@ -144,13 +152,7 @@ class AdaptiveRKCell(nn.Module):
         the previous interval); otherwise the starting-step algorithm picks one.
         """
         f = self.field
-        dtype, device = field_dtype_device(f)
-        check_tensor(h, "h", ndim=2, last=f.state_size, what=f"(batch, state_size={f.state_size})",
-                     dtype=dtype, device=device)
-        check_tensor(x, "x", ndim=2, last=f.input_size, what="(batch, input_size)", dtype=h.dtype,
-                     device=h.device, ref_name="h")
-        if x.shape[0] != h.shape[0]:
-            raise ValueError(f"x: batch size {x.shape[0]} differs from h's batch size {h.shape[0]}")
+        check_step_args(f, x, h)
         if self.check_finite:
             check_finite(x, "x")
             check_finite(h, "h")
@@ -164,16 +166,15 @@ class AdaptiveRKCell(nn.Module):
         if timespans is None:
             return h.new_full((B,), self.dt)
         if not isinstance(timespans, Tensor):
-            check_dt(timespans, name)
-            return h.new_full((B,), float(timespans))
+            if isinstance(timespans, bool) or not isinstance(timespans, (int, float)):
+                raise TypeError(f"{name}: expected a number or a tensor of shape (batch,), "
+                                f"got {type(timespans).__name__}")
+            timespans = h.new_tensor(float(timespans))  # a gap of 0 is as valid as in a tensor
         if timespans.dim() == 0:
             timespans = timespans.expand(B)
         if timespans.shape != (B,):
             raise ValueError(f"{name}: expected shape (batch={B},), got {tuple(timespans.shape)}")
-        spans = timespans.detach().to(dtype=h.dtype, device=h.device)
-        if not bool(torch.isfinite(spans).all()) or bool((spans < 0).any()):
-            raise ValueError(f"{name}: expected finite time gaps >= 0")
-        return spans
+        return _time_gaps(timespans, h, name)
 
     # -- engine ----------------------------------------------------------------------------
     def _initial_step(self, y: Tensor, f0: Tensor, u: Tensor, t: Any, span: Tensor) -> Tensor:
@@ -292,7 +293,7 @@ class AdaptiveRKCell(nn.Module):
             else:
                 k_first = field.rhs(y, u, tt(elapsed))
                 nfev += 1
-            if self.check_finite and not bool(torch.isfinite(y).all()):
+            if self.check_finite:
                 check_finite(y, "h (during adaptive integration)")
         self.last_stats = {
             "nfev": nfev, "accepted": accepted, "rejected": rejected, "attempts": attempts,
@@ -320,9 +321,7 @@ class AdaptiveRKCell(nn.Module):
             if not isinstance(timespans, Tensor) or timespans.shape != (T, B):
                 raise ValueError(f"timespans: expected a tensor of shape (seq={T}, batch={B}), got "
                                  f"{getattr(timespans, 'shape', type(timespans).__name__)}")
-            timespans = timespans.detach().to(dtype=h0.dtype, device=h0.device)
-            if not bool(torch.isfinite(timespans).all()) or bool((timespans < 0).any()):
-                raise ValueError("timespans: expected finite time gaps >= 0")
+            timespans = _time_gaps(timespans, h0)
         outs, h, dt0 = [], h0, None
         totals = {"nfev": 0, "accepted": 0, "rejected": 0}
         flagged = False

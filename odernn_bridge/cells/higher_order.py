@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ._validate import check_dt, check_finite, check_positive_int, check_tensor, field_dtype_device
+from ._validate import check_dt, check_finite, check_positive_int, check_step_args
 from .fields import FIELDS, VectorField
 from .rk import RKCell, check_field
 
@@ -131,13 +131,7 @@ class HigherOrderCell(nn.Module):
 
     def forward(self, x: Tensor, h: Tensor, t: Tensor | float | None = None) -> Tensor:
         f = self.aug
-        dtype, device = field_dtype_device(f)
-        check_tensor(h, "h", ndim=2, last=f.state_size, what=f"(batch, order*hidden_size={f.state_size})",
-                     dtype=dtype, device=device)
-        check_tensor(x, "x", ndim=2, last=f.input_size, what="(batch, input_size)", dtype=h.dtype,
-                     device=h.device, ref_name="h")
-        if x.shape[0] != h.shape[0]:
-            raise ValueError(f"x: batch size {x.shape[0]} differs from h's batch size {h.shape[0]}")
+        check_step_args(f, x, h, state_what=f"(batch, order*hidden_size={f.state_size})")
         if self.check_finite:
             check_finite(x, "x")
             check_finite(h, "h")

@@ -46,7 +46,6 @@ class ODERNN(nn.Module):
         check_positive_int(input_size, "input_size")
         check_positive_int(hidden_size, "hidden_size")
         check_positive_int(num_layers, "num_layers")
-        check_dt(dt)
         if not isinstance(dropout, (int, float)) or not 0.0 <= dropout <= 1.0:
             raise ValueError(f"dropout: expected a probability in [0, 1], got {dropout!r}")
         if isinstance(field, VectorField) and num_layers != 1:
@@ -58,7 +57,7 @@ class ODERNN(nn.Module):
         self.batch_first = bool(batch_first)
         self.bias = bool(bias)
         self.dropout = float(dropout)
-        self.dt = float(dt)
+        self.dt = check_dt(dt)
         from .higher_order import SECOND_ORDER_SCHEMES
 
         second_order = isinstance(method, str) and method.lower() in SECOND_ORDER_SCHEMES
@@ -160,6 +159,7 @@ class ODERNN(nn.Module):
             if unbatched and h0.dim() == 2:
                 h0 = h0.unsqueeze(1)
             check_tensor(h0, "h0", ndim=3, dtype=dtype, device=device)
+            check_finite(h0, "h0")
             if h0.shape[0] != self.num_layers or h0.shape[1] != B:
                 raise ValueError(f"h0: expected shape (num_layers={self.num_layers}, batch={B}, state_size={S}), "
                                  f"got {tuple(h0.shape)}")

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ..methods import LinearMultistep, get_method
-from ._validate import check_dt, check_finite, check_tensor, field_dtype_device
+from ._validate import check_dt, check_finite, check_step_input, check_tensor, field_dtype_device
 from .fields import VectorField
 from .implicit import NewtonOptions, StageProblem, differentiable_inputs, solve_fixed_point
 from .rk import RKCell, check_field
@@ -99,10 +99,7 @@ class MultistepCell(nn.Module):
         if h.shape[1] != self.state_size:
             raise ValueError(f"h: expected last dimension state_size={self.state_size} (augmented) or "
                              f"{self.field.state_size} (fresh start), got shape {tuple(h.shape)}")
-        check_tensor(x, "x", ndim=2, last=self.field.input_size, what="(batch, input_size)", dtype=h.dtype,
-                     device=h.device, ref_name="h")
-        if x.shape[0] != h.shape[0]:
-            raise ValueError(f"x: batch size {x.shape[0]} differs from h's batch size {h.shape[0]}")
+        check_step_input(x, h, self.field.input_size)
         if self.check_finite:
             check_finite(x, "x")
             check_finite(h, "h")

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from ..methods import ButcherTableau, LinearMultistep, get_method
-from ._validate import check_dt, check_finite, check_positive_int, check_tensor, field_dtype_device
+from ._validate import check_dt, check_finite, check_positive_int, check_step_args, check_step_input
 from .fields import VectorField
 from .implicit import NewtonOptions, StageProblem, differentiable_inputs, solve_fixed_point
 
@@ -133,17 +133,6 @@ class RKCell(nn.Module):
         return (f"method={self.method.name}, kind={self.kind}, dt={self.dt}, substeps={self.substeps}, "
                 f"input_interpolation={self.input_interpolation!r}")
 
-    # -- checks ------------------------------------------------------------------------
-    def _check_step(self, x: Tensor, h: Tensor, x_name: str = "x", h_name: str = "h") -> None:
-        f = self.field
-        dtype, device = field_dtype_device(f)
-        check_tensor(h, h_name, ndim=2, last=f.state_size, what=f"(batch, state_size={f.state_size})",
-                     dtype=dtype, device=device)
-        check_tensor(x, x_name, ndim=2, last=f.input_size, what=f"(batch, input_size={f.input_size})",
-                     dtype=h.dtype, device=h.device, ref_name=h_name)
-        if x.shape[0] != h.shape[0]:
-            raise ValueError(f"{x_name}: batch size {x.shape[0]} differs from {h_name}'s batch size {h.shape[0]}")
-
     # -- public single-step API ------------------------------------------------------------
     def forward(self, x: Tensor, h: Tensor, t: Tensor | float | None = None,
                 x_next: Tensor | None = None) -> Tensor:
@@ -152,9 +141,9 @@ class RKCell(nn.Module):
         ``x_next`` (the next input) is used by ``input_interpolation="linear"``; ``t`` is
         the start time of the step (default 0) for non-autonomous fields.
         """
-        self._check_step(x, h)
+        check_step_args(self.field, x, h)
         if x_next is not None:
-            self._check_step(x_next, h, x_name="x_next")
+            check_step_input(x_next, h, self.field.input_size, x_name="x_next")
         if self.check_finite:
             check_finite(x, "x")
             check_finite(h, "h")

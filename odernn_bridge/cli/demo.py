@@ -23,10 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="auto", choices=["auto", "scipy", "julia"],
                    help="reference backend (auto: Julia when installed, else SciPy)")
     p.add_argument("--task", default="digits", help="training task (default: digits)")
-    p.add_argument("--field", default="leaky", help="vector field of the cell (default: leaky)")
+    p.add_argument("--field", default="antisymmetric", help="vector field of the cell (default: antisymmetric)")
     p.add_argument("--dt", type=float, default=0.5, help="cell step size (default: 0.5)")
-    p.add_argument("--hidden", type=int, default=32, help="hidden size (default: 32)")
-    p.add_argument("--epochs", type=int, default=1, help="training epochs (default: 1)")
+    p.add_argument("--hidden", type=int, default=64, help="hidden size (default: 64)")
+    p.add_argument("--epochs", type=int, default=5, help="training epochs (default: 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="odernn-demo", help="output folder (default: odernn-demo)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -45,13 +45,13 @@ def run_demo(args: argparse.Namespace) -> int:
         raise ValueError(f"--dt: expected a positive step size, got {args.dt!r}")
     if args.hidden < 1 or args.epochs < 1:
         raise ValueError("--hidden and --epochs: expected positive integers")
+    m = ob.get_method(args.method)  # an unknown name fails before anything is written
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"odernn_bridge_version": ob.__version__}
     t_start = time.perf_counter()
 
     # 1. the method and its verified orders
-    m = ob.get_method(args.method)
     order = ob.verify_order(m)
     emb = ob.verify_embedded_order(m) if getattr(m, "b_embedded", None) is not None else None
     report["method"] = {"name": m.name, "kind": getattr(m, "kind", "multistep"), "stages": m.stages,
@@ -113,14 +113,22 @@ def run_demo(args: argparse.Namespace) -> int:
     from odernn_bridge.train.report import plot_run
 
     cfg = TrainConfig(task=args.task, model="odernn", method=m.name, dt=args.dt, field=args.field,
-                      hidden=args.hidden, epochs=args.epochs, seed=args.seed, lr=1e-2,
+                      hidden=args.hidden, epochs=args.epochs, seed=args.seed,
                       monitor_every=10, progress=not args.no_progress)
     result = Trainer(cfg, out / "train").fit()
     plot_run(out / "train")
     report["training"] = {"stopped": result.stopped, **result.summary}
-    summary = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                        for k, v in result.summary.items() if k.startswith(("test", "final", "max", "frac")))
-    _say(f"[5/5] training on {args.task} ({result.stopped}): {summary} → train/")
+    sm = result.summary
+    acc = sm.get("final_test_accuracy")
+    score = (f"test accuracy {100 * acc:.1f}%" if acc is not None
+             else f"test loss {sm.get('final_test_loss', float('nan')):.4g}")
+    monitor = ""
+    if "frac_inside" in sm:
+        monitor = (f"; stability monitor: {100 * sm['frac_inside']:.0f}% of dt·λ inside the region, "
+                   f"max|R(dt·λ)| = {sm['max_abs_R']:.4f}, largest stable dt {sm['max_stable_dt']:.3g} "
+                   f"(training dt {args.dt})")
+    _say(f"[5/5] training on {args.task}: {score} after {sm.get('epochs_done')} epochs "
+         f"({sm.get('wall_time_s', 0):.0f} s){monitor} → train/")
 
     report["elapsed_s"] = round(time.perf_counter() - t_start, 2)
     atomic_write_text(out / "report.json", json.dumps(report, indent=2, default=str) + "\n")

@@ -7,6 +7,7 @@ import json
 from collections import Counter
 from typing import Any
 
+from ..methods import KINDS
 from ._table import format_table
 
 
@@ -14,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("methods", help="list the method catalogue",
                        description="List the built-in methods: name, kind, stages, order, "
                                    "embedded order, steps.")
-    p.add_argument("--kind", choices=["explicit", "diagonally_implicit", "implicit", "multistep"],
+    p.add_argument("--kind", choices=KINDS,
                    help="only methods of this kind")
     p.add_argument("--adaptive", action="store_true", help="only methods with embedded weights")
     p.add_argument("--summary", action="store_true", help="print counts per kind only")
@@ -38,7 +39,7 @@ def _methods(args: argparse.Namespace) -> int:
     rows = _rows(args.kind, args.adaptive)
     if args.summary:
         counts = Counter(r["kind"] for r in rows)
-        summary = {k: counts.get(k, 0) for k in ("explicit", "diagonally_implicit", "implicit", "multistep")}
+        summary = {k: counts.get(k, 0) for k in KINDS}
         summary["adaptive (embedded pair)"] = sum(1 for r in rows if r["embedded_order"] is not None)
         summary["total"] = len(rows)
         if args.json:

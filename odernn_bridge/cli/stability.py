@@ -41,7 +41,7 @@ def handle(args: argparse.Namespace) -> int:
     import numpy as np
     import xarray as xr
 
-    from ..io import atomic_save, provenance, to_netcdf
+    from ..io import provenance, save_figure, to_netcdf
     from ..methods import get_method
     from ..stability import (
         A_alpha_angle,
@@ -99,12 +99,9 @@ def handle(args: argparse.Namespace) -> int:
         to_netcdf(ds, args.out)
         print(f"wrote {args.out}")
     if args.plot:
-        from pathlib import Path
-
         from ..stability import plot_stability_regions
 
         fig = plot_stability_regions(methods, tuple(args.real), tuple(args.imag), args.resolution)
-        fmt = Path(args.plot).suffix.lstrip(".") or "png"
-        atomic_save(args.plot, lambda tmp: fig.savefig(tmp, format=fmt, dpi=150), suffix=f".{fmt}")
+        save_figure(fig, args.plot, close=False, dpi=150)
         print(f"wrote {args.plot}")
     return 0

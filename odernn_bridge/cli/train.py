@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--model", default=None, choices=["odernn", "lstm", "gru", "rnn"])
     p.add_argument("--method", default=None, help="integrator name for the ODERNN (default RK4)")
     p.add_argument("--dt", type=float, default=None, help="step size between inputs (default 1.0)")
-    p.add_argument("--field", default=None, help="vector field: elman | leaky | gated | antisymmetric")
+    p.add_argument("--field", default=None, help="vector field: elman | leaky | gated | antisymmetric (default antisymmetric)")
     p.add_argument("--field-option", action="append", type=_task_option, default=[], metavar="KEY=VALUE",
                    help="vector-field option, repeatable (e.g. gamma=0.1)")
     p.add_argument("--substeps", type=int, default=None)
@@ -50,7 +50,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--lr", type=float, default=None, help="learning rate (default 3e-3)")
     p.add_argument("--optimizer", default=None, choices=["adam", "adamw", "sgd", "rmsprop"])
     p.add_argument("--weight-decay", type=float, default=None)
-    p.add_argument("--scheduler", default=None, choices=["none", "cosine", "onecycle", "step", "plateau"])
+    p.add_argument("--scheduler", default=None, choices=["none", "cosine", "onecycle", "step", "plateau"],
+                   help="learning-rate schedule (default onecycle)")
     p.add_argument("--clip", type=float, default=None, help="gradient-norm clipping (default 1.0; 0 disables)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-deterministic", action="store_true", help="allow non-deterministic kernels")

@@ -13,6 +13,8 @@ import argparse
 import sys
 from typing import Any
 
+from ..reference.backend import BACKENDS
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser("validate", help="cross-validate a method against a reference backend",
@@ -22,7 +24,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--all", action="store_true", help="sweep every explicit catalogue method")
     p.add_argument("--problem", "-p", default="vanderpol",
                    help="problem name (linear, vanderpol, lorenz, lotka_volterra, kepler, vanderpol_mild)")
-    p.add_argument("--backend", "-b", default="auto", choices=("auto", "scipy", "julia"))
+    p.add_argument("--backend", "-b", default="auto", choices=("auto", *BACKENDS))
     p.add_argument("--dts", type=float, nargs="+", default=None, help="step sizes (default: automatic)")
     p.add_argument("--n-dts", type=int, default=6, help="number of automatic step sizes (default 6)")
     p.add_argument("--tolerance", type=float, default=0.3, help="allowed |observed - nominal| order")

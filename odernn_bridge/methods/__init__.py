@@ -3,7 +3,7 @@
 Imports neither torch nor SymPy eagerly.
 """
 
-from .catalogue import KINDS, get_method, list_methods, method_info, register_method
+from .catalogue import KINDS, as_method, get_method, list_methods, method_info, register_method
 from .multistep import LinearMultistep
 from .order import verify_embedded_order, verify_order, verify_stage_order
 from .serialization import dumps_method, load_method, loads_method, method_from_dict, save_method
@@ -15,6 +15,7 @@ __all__ = [
     "LinearMultistep",
     "KINDS",
     "get_method",
+    "as_method",
     "list_methods",
     "method_info",
     "register_method",

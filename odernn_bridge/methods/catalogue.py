@@ -27,7 +27,7 @@ from .multistep import LinearMultistep
 from .serialization import Method, method_from_dict
 from .tableau import ButcherTableau
 
-__all__ = ["list_methods", "get_method", "register_method", "method_info", "KINDS", "PREFIX_PLUGINS"]
+__all__ = ["list_methods", "get_method", "as_method", "register_method", "method_info", "KINDS", "PREFIX_PLUGINS"]
 
 KINDS = ("explicit", "diagonally_implicit", "implicit", "multistep")
 
@@ -169,6 +169,21 @@ def get_method(name: str | Method) -> Method:
         names = list(dict.fromkeys(_LOOKUP[c] for c in close))
         raise UnknownMethodError(name, names)
     return _ENTRIES[canonical].get()
+
+
+def as_method(method: str | Method, argument: str = "method") -> Method:
+    """A method object from a method or a catalogue name; anything else is a TypeError
+    naming ``argument``.
+
+    >>> as_method("rk4").name
+    'RK4'
+    """
+    if isinstance(method, (ButcherTableau, LinearMultistep)):
+        return method
+    if isinstance(method, str):
+        return get_method(method)
+    raise TypeError(f"{argument}: expected a ButcherTableau, a LinearMultistep or a catalogue "
+                    f"name, got {type(method).__name__}")
 
 
 def register_method(method: Method, *, aliases: Iterable[str] = (), overwrite: bool = False) -> Method:

@@ -178,4 +178,4 @@ class LinearMultistep:
         return self._alpha == other._alpha and self._beta == other._beta
 
     def __hash__(self) -> int:
-        return hash((self.name, self._alpha, self._beta))
+        return hash((self._alpha, self._beta))  # like __eq__: coefficients only, not the name

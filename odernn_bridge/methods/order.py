@@ -102,6 +102,21 @@ def _established(ar: _Arithmetic, weights: list[Any], limit: int) -> int:
     return established
 
 
+def _as_method(method: Any) -> Union["ButcherTableau", "LinearMultistep"]:
+    from .catalogue import as_method
+
+    return as_method(method)
+
+
+def _as_tableau(method: Any) -> "ButcherTableau":
+    from .tableau import ButcherTableau
+
+    m = _as_method(method)
+    if not isinstance(m, ButcherTableau):
+        raise TypeError(f"method: expected a Runge–Kutta method (ButcherTableau), got {type(m).__name__} {m.name!r}")
+    return m
+
+
 def verify_order(method: Union["ButcherTableau", "LinearMultistep"], max_order: int | None = None) -> int:
     """The order established by the order conditions (trees up to ``max_order``).
 
@@ -115,6 +130,7 @@ def verify_order(method: Union["ButcherTableau", "LinearMultistep"], max_order: 
     """
     from .multistep import LinearMultistep
 
+    method = _as_method(method)
     if isinstance(method, LinearMultistep):
         return _lmm_order(method)
     claimed = method._claimed_order
@@ -126,6 +142,7 @@ def verify_order(method: Union["ButcherTableau", "LinearMultistep"], max_order: 
 
 def verify_embedded_order(method: "ButcherTableau", max_order: int | None = None) -> int | None:
     """Order of the embedded solution ``b_embedded`` (None if there is none)."""
+    method = _as_tableau(method)
     if method.b_embedded is None:
         return None
     claimed = method._claimed_embedded
@@ -138,7 +155,7 @@ def verify_embedded_order(method: "ButcherTableau", max_order: int | None = None
 def verify_stage_order(method: "ButcherTableau") -> int:
     """Largest q with B(q) and C(q): sum_j a_ij c_j^(k-1) = c_i^k / k and
     sum_i b_i c_i^(k-1) = 1/k for k = 1..q."""
-    ar = _arithmetic(method)
+    ar = _arithmetic(_as_tableau(method))
 
     def compute() -> int:
         s = len(ar.b)

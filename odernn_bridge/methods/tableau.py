@@ -166,6 +166,8 @@ class ButcherTableau:
             raise MethodValidationError(
                 "embedded_order: an embedded order is claimed but no b_embedded weights were given")
 
+        if name is not None and not isinstance(name, str):
+            raise MethodValidationError(f"name: expected a string or None, got {type(name).__name__}")
         self.name: str = name or f"ButcherTableau{s}"
         self.citation = citation
         self.description = description
@@ -210,7 +212,7 @@ class ButcherTableau:
                 if not _close(rs, c_vec[i], tol):
                     raise MethodValidationError(
                         f"c[{i}]: row sum of A is {float(rs)!r} "
-                        f"but c[{i}] = {self.c[i]!r} (pass check_row_sums=False for methods "
+                        f"but c[{i}] = {float(self.c[i])!r} (pass check_row_sums=False for methods "
                         "that use c != A·1 on purpose)")
 
         auto_fsal = (self.kind == "explicit" and s > 1
@@ -332,5 +334,6 @@ class ButcherTableau:
         return (self.coefficients == other.coefficients)
 
     def __hash__(self) -> int:
-        return hash((self.name, self.stages, tuple(self.b.tolist())))
+        # equality compares coefficients only (not the name), so the hash must not use the name
+        return hash((self.stages, tuple(self.b.tolist())))
 

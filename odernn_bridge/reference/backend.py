@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from ..methods.catalogue import get_method
+from ..methods.catalogue import as_method
 from ..methods.multistep import LinearMultistep
 from ..methods.tableau import ButcherTableau
 from .problems import Problem
@@ -88,8 +88,7 @@ class Solution:
         return ds
 
 
-def _as_method(method: str | Method) -> Method:
-    return get_method(method) if isinstance(method, str) else method
+_as_method = as_method  # the name the backends import
 
 
 class Backend(abc.ABC):

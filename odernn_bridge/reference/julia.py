@@ -7,10 +7,18 @@ known, so a missing Julia fails in a fraction of a second instead of downloading
 Asking for the backend where Julia is not usable raises
 :class:`~odernn_bridge.JuliaUnavailableError` with an install hint.
 
-Once loaded, ``julia_src/ODERNNBridge.jl`` is ``include``-d into a fresh module made with
-``juliacall.newmodule("ODERNNBridgeHost")`` (never ``Main``).  Julia errors are translated
-into the project's exceptions (:func:`translate_error`), Julia arrays into float64 NumPy
-arrays (:func:`to_numpy`).  ``diffeqpy`` is touched only where ``julia`` is on PATH
+Once loaded, ``julia_src/ODERNNBridge.jl`` is ``Base.include``-d into a fresh module made
+with ``juliacall.newmodule("ODERNNBridgeHost")`` (never ``Main``).  Julia errors are
+translated into the project's exceptions (:func:`translate_error`), Julia arrays into
+float64 NumPy arrays (:func:`to_numpy`).
+
+Arrays cross the boundary without transposition: a NumPy argument arrives in Julia as a
+``PythonCall.PyArray`` that honours the NumPy strides (``A[i, j]`` is ``A[i, j]`` for a
+C-ordered matrix), which ``ODERNNBridge.jl`` copies with ``Matrix{Float64}(A)``; a Julia
+``Matrix`` comes back as a ``juliacall.ArrayValue`` whose array interface carries the
+column-major strides, so ``np.array`` reads it in the same logical order.  Only what Julia
+computes is unpacked in Julia: fields with non-NFKC names such as ``𝒪est`` (Python would
+read ``sim.𝒪est`` as ``sim.Oest``) and Symbol-keyed dicts never reach Python.  ``diffeqpy`` is touched only where ``julia`` is on PATH
 (:func:`diffeqpy_module`): without it diffeqpy starts an interactive installer.
 
 Catalogue names follow OrdinaryDiffEq's algorithm names; the Julia tableau constructors use
@@ -44,14 +52,17 @@ __all__ = ["JuliaBackend", "resolve_method", "detect", "tableau_name", "TABLEAU_
 INSTALL_HINT = (
     "install the Julia extra with `pip install 'odernn_bridge[julia]'` (juliacall); on first use "
     "juliacall installs Julia and the packages declared in odernn_bridge/juliapkg.json "
-    "(OrdinaryDiffEq, DiffEqDevTools, DiffEqBase, OrdinaryDiffEq*Tableaus). With a Julia already "
+    "(OrdinaryDiffEq, OrdinaryDiffEqExplicitRK, DiffEqDevTools, DiffEqBase, OrdinaryDiffEq*Tableaus). "
+    "With a Julia already "
     "installed (https://julialang.org/install, juliaup), set PYTHON_JULIAPKG_EXE to its `julia`.")
 
-#: catalogue (OrdinaryDiffEq algorithm) name -> DiffEqDevTools / OrdinaryDiffEq*Tableaus name
+#: catalogue (OrdinaryDiffEq algorithm) name -> DiffEqDevTools / OrdinaryDiffEq*Tableaus name,
+#: only where both name the *same* method.  ``DP8`` (DOP853, 12 stages) has no tableau
+#: constructor: ``DormandPrince8`` is the different 13-stage RK8(7)13M pair (catalogue name
+#: ``DormandPrince8``), so ``DP8`` is deliberately not mapped.
 TABLEAU_NAMES: dict[str, str] = {
     "Tsit5": "Tsitouras5",
     "DP5": "DormandPrince",
-    "DP8": "DormandPrince8",
     "BS3": "BogakiShampine3",
     "BS5": "BogakiShampine5",
     "Vern6": "VernerEfficient6",
@@ -103,8 +114,14 @@ def julia_source_path() -> Path:
 
 
 def to_numpy(x: Any, dtype: Any = np.float64) -> np.ndarray:
-    """A Julia array (juliacall ArrayValue), sequence or number as a NumPy array."""
-    arr = np.array(x, dtype=dtype)
+    """A Julia array (juliacall ArrayValue), sequence or number as a C-ordered NumPy array
+    (same logical indices: column-major strides are honoured, never reinterpreted).
+
+    >>> a = to_numpy(np.asfortranarray([[1.0, 2.0], [3.0, 4.0]]))
+    >>> float(a[0, 1]), a.flags["C_CONTIGUOUS"]
+    (2.0, True)
+    """
+    arr = np.array(x, dtype=dtype, order="C")
     if not np.all(np.isfinite(arr)):
         from ..errors import NonFiniteError
 
@@ -176,7 +193,9 @@ def _load_session() -> _Session:
     src = julia_source_path()
     try:
         host = juliacall.newmodule("ODERNNBridgeHost")
-        host.seval(f"include({_julia_string(str(src))})")
+        # Base.include(module, path): independent of the `include` that a module made by
+        # `module ... end` defines (juliacall < 0.9.14 made bare `Module(name)`s without one)
+        host.seval(f"Base.include(@__MODULE__, {_julia_string(str(src))})")
         mod = host.seval("ODERNNBridge")
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt):
@@ -405,12 +424,22 @@ class JuliaBackend(Backend):
 
     def convergence(self, problem: Problem | str, method: str | Method, dts: Sequence[float]) -> tuple[np.ndarray, float]:
         """DiffEqDevTools' ``analyticless_test_convergence`` (Vern9 reference): final errors and
-        estimated order."""
+        estimated order.  DiffEqDevTools' ``𝒪est`` assumes that ``dts`` halve (or double); for
+        other ratios the order is recomputed here as the mean of
+        ``log(e[k+1]/e[k]) / log(dt[k+1]/dt[k])``."""
+        steps = np.asarray(dts, dtype=np.float64).reshape(-1)
+        if steps.size < 2 or not np.all(np.isfinite(steps)) or np.any(steps <= 0):
+            raise ValueError(f"dts: expected at least two positive finite step sizes, got {dts!r}")
         prob = get_problem(problem)
         f, u0, tspan, p = self._args(prob)
         errs, order = self._call("convergence", f, u0, tspan, p, self._jl_tableau(_as_method(method)),
-                                 np.asarray(dts, dtype=np.float64))
-        return to_numpy(errs), float(order)
+                                 np.ascontiguousarray(steps))
+        errs = to_numpy(errs)
+        ratios = steps[1:] / steps[:-1]
+        if not (np.allclose(ratios, 0.5, rtol=1e-9, atol=0) or np.allclose(ratios, 2.0, rtol=1e-9, atol=0)):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                order = float(np.mean(np.log(errs[1:] / errs[:-1]) / np.log(ratios)))
+        return errs, float(order)
 
     # -- stability ------------------------------------------------------------------------------
     def _tab_for_stability(self, method: str | Method) -> Any:

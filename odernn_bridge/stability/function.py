@@ -31,6 +31,7 @@ from typing import Any, Sequence
 import mpmath
 import numpy as np
 
+from ..methods.catalogue import as_method
 from ..methods.multistep import LinearMultistep
 from ..methods.tableau import ButcherTableau
 from ..methods.exact import decimal_digits, to_mpf
@@ -42,18 +43,6 @@ __all__ = ["StabilityFunction", "stability_function", "stage_stability_functions
 _ALGEBRAIC_DPS = 60
 _RECOGNISE_TOL = mpmath.mpf(10) ** -45
 _MAX_DENOMINATOR = 10**15
-
-
-def as_method(method: Any, argument: str = "method") -> ButcherTableau | LinearMultistep:
-    """A method object from a method or a catalogue name (clear TypeError otherwise)."""
-    from ..methods.catalogue import get_method
-
-    if isinstance(method, (ButcherTableau, LinearMultistep)):
-        return method
-    if isinstance(method, str):
-        return get_method(method)
-    raise TypeError(f"{argument}: expected a ButcherTableau, a LinearMultistep or a catalogue "
-                    f"name, got {type(method).__name__}")
 
 
 class StabilityFunction:
@@ -280,8 +269,14 @@ def _pairs(raw: dict[str, Any]) -> list[Any]:
     return out + raw["stages"] + raw["internal"]
 
 
-@functools.lru_cache(maxsize=512)
 def _all_functions(m: ButcherTableau) -> dict[str, Any]:
+    # keyed on the name as well: tableaux with equal coefficients compare (and hash) equal,
+    # but each result carries its own method's name
+    return _all_functions_named(m, m.name)
+
+
+@functools.lru_cache(maxsize=512)
+def _all_functions_named(m: ButcherTableau, name: str) -> dict[str, Any]:
     label, dps = _arithmetic(m)
     coefficient_tol: Any = 0
     if dps is None:

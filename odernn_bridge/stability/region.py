@@ -60,6 +60,17 @@ def _amplification(m: Any, z: np.ndarray, embedded: bool = False) -> np.ndarray:
         return np.abs(stability_function(m, embedded=embedded)(z))
 
 
+def _amplification_grid(method: Any, real: Any, imag: Any, resolution: Any,
+                        embedded: bool) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """``(method, x, y, amplification)`` on the validated window: ``x`` real and ``y``
+    imaginary grid axes, amplification of shape ``(len(y), len(x))``."""
+    m = as_method(method)
+    (r0, r1), (i0, i1), (nr, ni) = check_window(real, imag, resolution)
+    x = np.linspace(r0, r1, nr)
+    y = np.linspace(i0, i1, ni)
+    return m, x, y, _amplification(m, x[None, :] + 1j * y[:, None], embedded)
+
+
 def stability_region(method: Any, real: Sequence[float] = (-5.0, 1.0), imag: Sequence[float] = (-4.0, 4.0),
                      resolution: int | tuple[int, int] = 401, *, embedded: bool = False) -> Any:
     """The amplification on a grid: an ``xarray.DataArray`` with dims ``("imag", "real")``.
@@ -77,12 +88,7 @@ def stability_region(method: Any, real: Sequence[float] = (-5.0, 1.0), imag: Seq
 
     from ..io import provenance
 
-    m = as_method(method)
-    (r0, r1), (i0, i1), (nr, ni) = check_window(real, imag, resolution)
-    x = np.linspace(r0, r1, nr)
-    y = np.linspace(i0, i1, ni)
-    z = x[None, :] + 1j * y[:, None]
-    amp = _amplification(m, z, embedded)
+    m, x, y, amp = _amplification_grid(method, real, imag, resolution, embedded)
     is_lmm = isinstance(m, LinearMultistep)
     attrs = provenance(
         method=m.name + (" [embedded]" if embedded else ""),
@@ -90,7 +96,7 @@ def stability_region(method: Any, real: Sequence[float] = (-5.0, 1.0), imag: Seq
         quantity="max |zeta| over roots of rho(zeta) - z sigma(zeta)" if is_lmm else "|R(z)|",
         long_name="amplification factor",
         definition="stability region = {z : amplification <= 1}",
-        resolution=[nr, ni],
+        resolution=[x.size, y.size],
     )
     return xr.DataArray(
         amp, dims=("imag", "real"),
@@ -195,12 +201,9 @@ def stability_boundary(method: Any, real: Sequence[float] = (-5.0, 1.0), imag: S
     """
     import contourpy
 
-    m = as_method(method)
-    (r0, r1), (i0, i1), (nr, ni) = check_window(real, imag, resolution)
-    x = np.linspace(r0, r1, nr)
-    y = np.linspace(i0, i1, ni)
-    z = x[None, :] + 1j * y[:, None]
-    amp = _amplification(m, z, embedded)
+    m, x, y, amp = _amplification_grid(method, real, imag, resolution, embedded)
+    r0, r1, i0, i1 = float(x[0]), float(x[-1]), float(y[0]), float(y[-1])
+    nr, ni = x.size, y.size
     with np.errstate(all="ignore"):
         g = np.log(amp)
     g = np.nan_to_num(g, nan=700.0, posinf=700.0, neginf=-700.0)

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from ..cells import CallableField, ODERNN, RKCell
 from ..cells.fields import VectorField
+from ..io import save_figure
 from ..methods import get_method
 from .monitor import DampedAntisymmetric, StabilityMonitor
 from .qunn import (
@@ -374,30 +375,27 @@ def qunn_memory_experiment(task: str = "recall", n_qubits: int = 3, memory: int 
 
 # -- figures and the driver -------------------------------------------------------------------------
 
+def _figure(ncols: int, figsize: tuple[float, float]) -> tuple[Any, Any]:
+    """A pyplot-free figure (no backend switch, nothing left open) with ``ncols`` axes."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(1, ncols)
+
+
 def _plot_gradients(ds: Any, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = _figure(1, (6, 4))
     for i, m in enumerate(ds.method.values):
         line, = ax.semilogy(ds.step, ds.grad_norm[i], label=f"{m} (max|R|={float(ds.max_abs_R[i]):.6f})")
         ax.semilogy(ds.step, ds.predicted[i], "--", color=line.get_color(), lw=0.8)
     ax.set(xlabel="step k", ylabel="‖∂h_k/∂h_0‖₂", title=f"skew-symmetric field, dt·ρ = {ds.attrs['dt'] * ds.attrs['spectral_radius']}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, close=False, dpi=120)
 
 
 def _plot_threshold(ds: Any, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = _figure(2, (10, 4))
     for i, f in enumerate(ds.factor.values):
         lab = (f"dt = {f}·dt* ({float(ds.dt[i]):.4f}); predicted "
                f"{'diverge' if int(ds.predicted_divergence[i]) else 'stable'}, "
@@ -410,17 +408,11 @@ def _plot_threshold(ds: Any, path: Path) -> None:
     axes[1].set(xlabel="iteration", ylabel="monitor max|R(dt λ)|")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, close=False, dpi=120)
 
 
 def _plot_counts(ds: Any, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axes = _figure(2, (10, 4))
     t_ref, m_ref = ds.attrs["t_ref"], ds.attrs["m_ref"]
     for i, m in enumerate(ds.model.values):
         axes[0].loglog(ds.t, ds.formula[i].sel(input_size=m_ref), label=str(m))
@@ -431,8 +423,7 @@ def _plot_counts(ds: Any, path: Path) -> None:
     axes[1].set(xlabel="input size m", ylabel="trained parameters", title=f"t = {t_ref}")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, close=False, dpi=120)
 
 
 def run_experiments(out: str | Path, fast: bool = False, seed: int = 0, log: Any = print) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..io import atomic_path, atomic_write_text, open_dataset, provenance, to_netcdf
+from ..io import atomic_write_text, open_dataset, provenance, save_figure, to_netcdf
 
 __all__ = ["load_run", "plot_run", "compare_runs", "format_table", "plot_comparison", "report"]
 
@@ -41,12 +41,7 @@ def _label(run: dict[str, Any]) -> str:
 
 
 def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 def plot_run(run_dir: str | os.PathLike[str], out: str | os.PathLike[str] | None = None) -> list[Path]:

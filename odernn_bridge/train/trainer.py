@@ -71,7 +71,7 @@ class TrainConfig:
     model: str = "odernn"
     method: str = "RK4"
     dt: float = 1.0
-    field: str = "elman"
+    field: str = "antisymmetric"
     field_options: dict[str, Any] = dc_field(default_factory=dict)
     hidden: int = 64
     num_layers: int = 1
@@ -83,7 +83,7 @@ class TrainConfig:
     optimizer: str = "adam"
     weight_decay: float = 0.0
     momentum: float = 0.9
-    scheduler: str = "none"
+    scheduler: str = "onecycle"
     step_size: int = 10
     gamma: float = 0.5
     clip: float | None = 1.0

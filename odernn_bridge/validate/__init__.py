@@ -6,6 +6,7 @@
 'pass'
 """
 
+import inspect as _inspect
 import sys as _sys
 import types as _types
 
@@ -27,3 +28,6 @@ class _CallableModule(_types.ModuleType):
 
 
 _sys.modules[__name__].__class__ = _CallableModule
+# ``inspect.signature(ob.validate)`` (help, IDEs) then shows the function's parameters whichever
+# object ``ob.validate`` is at the moment
+__signature__ = _inspect.signature(validate)

@@ -11,13 +11,10 @@ __all__ = ["plot_errors"]
 def plot_errors(ds: Any, path: str | os.PathLike[str]) -> None:
     """Log–log plot of final error against dt (one line per method for sweeps), with the
     nominal-order slope for reference; written atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from ..io import atomic_save
+    from ..io import save_figure
 
     fig, ax = plt.subplots(figsize=(6, 4.5))
     if "method" in ds.dims:
@@ -40,11 +37,4 @@ def plot_errors(ds: Any, path: str | os.PathLike[str]) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    path = os.fspath(path)
-    suffix = "." + path.rsplit(".", 1)[-1] if "." in os.path.basename(path) else ".png"
-    atomic_save(path, lambda tmp: fig.savefig(tmp, format=suffix[1:] if suffix != ".tmp" else "png"), suffix=suffix)
-    plt.close(fig)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(0)
+    save_figure(fig, path)

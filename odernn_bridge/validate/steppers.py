@@ -211,7 +211,8 @@ def field_problem(field: Any, inputs: np.ndarray | None = None, *, input_dt: flo
     def numpy_rhs(t: Any, u: np.ndarray, p: dict) -> np.ndarray:
         x = np.asarray(p["x"], dtype=np.float64)
         with torch.no_grad():
-            h = torch.from_numpy(np.ascontiguousarray(u, dtype=np.float64)).reshape(-1, d)
+            # a copy: the solver's state may be read-only, and a field must not write into it
+            h = torch.tensor(np.asarray(u, dtype=np.float64)).reshape(-1, d)
             xx = torch.from_numpy(x.copy()).reshape(1, -1).expand(h.shape[0], -1)
             uu = f64.project_input(xx)
             out = f64.rhs(h, uu, None if autonomous else float(np.asarray(t).reshape(-1)[0]))

@@ -157,3 +157,20 @@ def test_blow_up_is_reported_not_looped() -> None:
     else:
         assert cell.last_stats["max_steps_reached"] and bool(cell.last_stats["unfinished"].all())
         assert float(out) > 10.0
+
+
+def test_scalar_and_tensor_time_gaps_agree() -> None:
+    # found in review: timespans=0.0 raised ("expected a step size > 0") while a tensor of zeros
+    # was accepted; a zero gap leaves the state unchanged either way
+    field = ElmanField(2, 3, dtype=torch.float64)
+    cell = AdaptiveRKCell(field, dp5())
+    x = torch.randn(4, 2, dtype=torch.float64)
+    h = torch.randn(4, 3, dtype=torch.float64)
+    torch.testing.assert_close(cell(x, h, timespans=0.0), h, rtol=0, atol=0)
+    torch.testing.assert_close(cell(x, h, timespans=torch.zeros(4, dtype=torch.float64)), h, rtol=0, atol=0)
+    torch.testing.assert_close(cell(x, h, timespans=0.3), cell(x, h, timespans=torch.full((4,), 0.3,
+                                                                                        dtype=torch.float64)))
+    with pytest.raises(ValueError, match="timespans"):
+        cell(x, h, timespans=float("nan"))
+    with pytest.raises(TypeError, match="timespans"):
+        cell(x, h, timespans="0.3")

@@ -100,3 +100,24 @@ def test_linear_multistep_conventions():
         ob.LinearMultistep([0, -1, 1], [0, 1])
     with pytest.raises(MethodValidationError, match="sum to 0"):
         ob.LinearMultistep([0, -2, 1], [0, 0, 1])
+
+
+def test_equal_methods_hash_equal_whatever_their_names():
+    # __eq__ compares coefficients only; a hash that used the name broke sets and dicts
+    # (found in review: Heun and a renamed copy were equal yet both kept in a set)
+    heun = ob.get_method("Heun")
+    renamed = heun.with_name("MyHeun")
+    assert renamed == heun and hash(renamed) == hash(heun) and len({heun, renamed}) == 1
+    ab2 = ob.LinearMultistep([0, -1, 1], ["-1/2", "3/2", 0], name="AB2x", order=2)
+    ab2_other = ob.LinearMultistep([0, -1, 1], ["-1/2", "3/2", 0], name="AB2y", order=2)
+    assert ab2 == ab2_other and len({ab2, ab2_other}) == 1
+
+
+def test_verify_functions_accept_catalogue_names():
+    # found in review: ob.verify_order("RK4") raised AttributeError ('str' has no _claimed_order)
+    assert ob.verify_order("RK4") == 4 and ob.verify_order("AB3") == 3
+    assert ob.verify_embedded_order("BS3") == 2 and ob.verify_stage_order("RadauIIA3") == 2
+    with pytest.raises(TypeError, match="method"):
+        ob.verify_embedded_order("AB3")
+    with pytest.raises(TypeError, match="method"):
+        ob.verify_order(None)

@@ -23,6 +23,18 @@ class FakeJuliaError(Exception):
     """Plays juliacall.JuliaError."""
 
 
+class JlArray:
+    """Plays ``juliacall.ArrayValue``: not an ndarray, only the NumPy array interface of a
+    column-major Julia array (``strides = (8, 8 * rows)`` for a matrix)."""
+
+    def __init__(self, a: Any) -> None:
+        self._a = np.asfortranarray(np.asarray(a, dtype=float))
+
+    @property
+    def __array_interface__(self) -> dict:
+        return self._a.__array_interface__
+
+
 class _Tab:
     """Plays a DiffEqBase.ExplicitRKTableau / ImplicitRKTableau handle."""
 
@@ -41,6 +53,21 @@ class _Tab:
 
 # DiffEqDevTools-style constructor names -> catalogue names used to build the stand-in tableaux
 _REVERSE = {v: k for k, v in jlglue.TABLEAU_NAMES.items()}
+# OrdinaryDiffEq *algorithm* names that no tableau constructor carries (Julia knows Tsit5's
+# tableau as Tsitouras5, and DOP853 = DP8 not at all): the stand-in must not find them either
+_NOT_TABLEAU_NAMES = set(jlglue.TABLEAU_NAMES) | {"DP8"}
+
+
+def _as_pyarray(x: Any, ndim: int, what: str) -> np.ndarray:
+    """What ``Matrix{Float64}(x)`` / ``Vector{Float64}(x)`` makes of an argument from Python: a
+    NumPy array arrives as a ``PyArray`` (logical elements, strides honoured), a list as a
+    ``PyList`` (an ``AbstractVector``: fine for vectors only); anything else is a MethodError."""
+    if ndim == 1 and isinstance(x, list):
+        x = np.asarray(x, dtype=float)
+    if not isinstance(x, np.ndarray) or x.ndim != ndim:
+        raise FakeJuliaError(f"MethodError: no method matching Array{{Float64, {ndim}}}(::{type(x).__name__}) "
+                             f"for {what}")
+    return np.asfortranarray(x, dtype=float)
 
 
 class _Module:
@@ -49,6 +76,7 @@ class _Module:
     def __init__(self, modules: list[str]) -> None:
         self._modules = modules
         self.calls: list[str] = []
+        self.received_A: np.ndarray | None = None
 
     # shim -------------------------------------------------------------------------------
     def tableau_modules(self) -> list[str]:
@@ -61,6 +89,8 @@ class _Module:
         base = name[len("construct"):] if name.startswith("construct") else name
         catalogue = _REVERSE.get(base, base)
         try:
+            if base in _NOT_TABLEAU_NAMES:
+                raise ob.UnknownMethodError(base)
             ob.get_method(catalogue)
         except ob.UnknownMethodError:
             raise FakeJuliaError(f'ArgumentError: unknown tableau "{name}": neither {base}() nor '
@@ -80,14 +110,21 @@ class _Module:
         m = ob.get_method(catalogue)
         bemb = m.b_embedded if m.b_embedded is not None else np.zeros(0)
         kind = "explicit" if m.kind == "explicit" else "implicit"
-        return (np.asfortranarray(m.A), m.b.copy(), m.c.copy(), bemb, m.order, m.embedded_order or 0, kind,
+        return (JlArray(m.A), JlArray(m.b), JlArray(m.c), JlArray(bemb), m.order, m.embedded_order or 0, kind,
                 qualified)
 
     def tableau_from_arrays(self, A: Any, b: Any, c: Any, order: int, *, b_embedded: Any = None,
                             embedded_order: int = 0) -> _Tab:
-        A = np.asarray(A, dtype=float)
-        if A.shape != (len(b), len(b)):
-            raise FakeJuliaError("DimensionMismatch: A must be square with length(b) rows")
+        A = _as_pyarray(A, 2, "A")
+        b = _as_pyarray(b, 1, "b")
+        c = _as_pyarray(c, 1, "c")
+        self.received_A = A
+        s = b.size
+        if A.shape != (s, s) or c.size != s:
+            raise FakeJuliaError(f"DimensionMismatch: A must be {s}×{s} and c of length {s} (length(b)), "
+                                 f"got A {A.shape}, c {c.size}")
+        if b_embedded is not None and np.size(b_embedded) and _as_pyarray(b_embedded, 1, "b_embedded").size != s:
+            raise FakeJuliaError(f"DimensionMismatch: b_embedded must have length {s}")
         return _Tab(A, b, c, order, b_embedded, embedded_order)
 
     # solving ------------------------------------------------------------------------------
@@ -115,12 +152,12 @@ class _Module:
 
     def step_many(self, f: Any, U: Any, t: float, dt: float, p: Any, tab: _Tab) -> np.ndarray:
         U = np.asarray(U, dtype=float)
-        return np.asfortranarray(np.stack([self._rk(tab, f, row, t, dt, np.asarray(p)) for row in U]))
+        return JlArray(np.stack([self._rk(tab, f, row, t, dt, np.asarray(p)) for row in U]))
 
     def solve_reference(self, f: Any, u0: Any, tspan: Any, p: Any, saveat: Any, *, abstol: float = 1e-14,
                         reltol: float = 1e-14, bigfloat: bool = False, alg: str = "Vern9") -> tuple:
-        if alg != "Vern9":
-            raise FakeJuliaError(f"UndefVarError: `{alg}` not defined in `OrdinaryDiffEq`")
+        if alg not in ("Vern9", "Vern7", "Tsit5"):
+            raise FakeJuliaError(f"ArgumentError: alg: OrdinaryDiffEq 7.0.0-standin has no algorithm {alg}")
 
         def rhs(t: float, y: np.ndarray) -> np.ndarray:
             du = np.zeros_like(y)
@@ -141,12 +178,17 @@ class _Module:
         return imag_interval(tab.tableau)
 
     def convergence(self, f: Any, u0: Any, tspan: Any, p: Any, tab: _Tab, dts: Any) -> tuple:
+        dts = _as_pyarray(dts, 1, "dts")
+        if dts.size < 2:
+            raise FakeJuliaError(f"ArgumentError: dts: need at least two step sizes, got {dts.size}")
         ref = self.solve_reference(f, u0, tspan, p, [float(tspan[1])])[1][-1]
         errs = np.array([np.linalg.norm(self.solve_fixed(f, u0, tspan, p, tab, dt)[1][-1] - ref) for dt in dts])
-        return (errs, float(np.mean(np.abs(np.log2(errs[1:] / errs[:-1])))))
+        # DiffEqDevTools' 𝒪est[:final]: |mean(log2(e[k+1] / e[k]))| -- assumes halving dts
+        return (errs, float(abs(np.mean(np.log2(errs[1:] / errs[:-1])))))
 
     def versions(self) -> dict[str, str]:
-        return {"julia": "1.11.0-standin", "OrdinaryDiffEq": "6.90.0-standin", "DiffEqDevTools": "2.45.0-standin"}
+        return {"julia": "1.11.0-standin", "OrdinaryDiffEq": "7.0.0-standin", "OrdinaryDiffEqExplicitRK": "2.0.1-standin",
+                "DiffEqDevTools": "3.1.2-standin"}
 
 
 class StandInSession:

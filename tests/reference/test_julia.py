@@ -78,6 +78,65 @@ def test_project_toml_and_juliapkg_json_agree() -> None:
         assert deps[name] in text
 
 
+def test_julia_source_imports_only_declared_packages() -> None:
+    """Every package ODERNNBridge.jl imports is a declared dependency, and ExplicitRK comes
+    from its sublibrary: OrdinaryDiffEq v7 re-exports only Tsit5, Vern6-9, Rosenbrock23,
+    Rodas5P, FBDF and the defaults (SciML/OrdinaryDiffEq.jl src/OrdinaryDiffEq.jl, PR #3249)."""
+    text = JL.read_text()
+    deps = tomllib.loads((ROOT / "Project.toml").read_text())["deps"]
+    imported = set(re.findall(r"^(?:import|using) (\w+)", text, flags=re.M))
+    assert imported and imported <= set(deps), imported - set(deps)
+    assert deps["OrdinaryDiffEqExplicitRK"] == "9286f039-9fbf-40e8-bf65-aa933bdc4db0"
+    assert "OrdinaryDiffEq.ExplicitRK" not in text
+    assert "OrdinaryDiffEqExplicitRK.ExplicitRK(tableau = tab)" in text
+    # 𝒪est is read in Julia, never through Python attribute access (NFKC turns it into Oest)
+    glue = re.sub(r"``[^`]*``", "", (ROOT / "odernn_bridge" / "reference" / "julia.py").read_text())
+    assert "sim.𝒪est[:final]" in text and "𝒪" not in glue
+
+
+def _compat_ranges(spec: str) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """Julia/juliapkg caret compat specifier -> [lo, hi) version ranges (as juliapkg parses it)."""
+    out = []
+    for part in spec.split(","):
+        part = part.strip().lstrip("^")
+        assert re.fullmatch(r"\d+(\.\d+){0,2}", part), spec
+        nums = tuple(int(x) for x in part.split("."))
+        lo = nums + (0,) * (3 - len(nums))
+        if lo[0] != 0 or len(nums) < 2:
+            hi = (lo[0] + 1, 0, 0)
+        elif lo[1] != 0 or len(nums) < 3:
+            hi = (0, lo[1] + 1, 0)
+        else:
+            hi = (0, 0, lo[2] + 1)
+        out.append((lo, hi))
+    return out
+
+
+def _allows(spec: str, version: str) -> bool:
+    v = tuple(int(x) for x in version.split("."))
+    return any(lo <= v < hi for lo, hi in _compat_ranges(spec))
+
+
+def test_compat_bounds_admit_both_generations() -> None:
+    """The bounds admit the two coherent package generations (read from each package's own
+    Project.toml in SciML/OrdinaryDiffEq.jl and SciML/DiffEqDevTools.jl)."""
+    compat = tomllib.loads((ROOT / "Project.toml").read_text())["compat"]
+    v6_era = {  # OrdinaryDiffEqExplicitTableaus/ImplicitTableaus 1.0.0 need DiffEqBase 6.194;
+        "OrdinaryDiffEq": "6.100.0", "DiffEqBase": "6.194.0", "DiffEqDevTools": "2.45.0",
+        "OrdinaryDiffEqExplicitRK": "1.5.0",  # DiffEqBase 6.176, SciMLBase 2.99
+        "OrdinaryDiffEqExplicitTableaus": "1.0.0", "OrdinaryDiffEqImplicitTableaus": "1.0.0"}
+    v7_era = {  # DiffEqDevTools 3.1.2 and ImplicitTableaus 2.0.3 need DiffEqBase 7
+        "OrdinaryDiffEq": "7.0.0", "DiffEqBase": "7.5.8", "DiffEqDevTools": "3.1.2",
+        "OrdinaryDiffEqExplicitRK": "2.0.1",
+        "OrdinaryDiffEqExplicitTableaus": "2.0.0", "OrdinaryDiffEqImplicitTableaus": "2.0.3"}
+    for era in (v6_era, v7_era):
+        for name, version in era.items():
+            assert _allows(compat[name], version), (name, version, compat[name])
+    # below 6.194 no tableau package resolves: the bound says so instead of pretending
+    assert not _allows(compat["DiffEqBase"], "6.193.0")
+    assert _allows(compat["julia"], "1.10.0") and not _allows(compat["julia"], "1.9.4")
+
+
 # -- absence: fast, clear, never hanging ---------------------------------------------------------
 
 def test_julia_backend_without_julia_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -138,6 +197,20 @@ def test_name_mapping() -> None:
 
 
 @pytest.mark.glue
+def test_name_mapping_only_joins_identical_methods(standin: JuliaBackend) -> None:
+    # DP8 is DOP853 (12 stages); Julia's DormandPrince8 is the 13-stage RK8(7)13M pair
+    assert tableau_name("DP8") == "DP8"
+    with pytest.raises(UnknownMethodError, match="julia:DP8"):
+        standin.tableau("DP8")
+    for ours, theirs in jlglue.TABLEAU_NAMES.items():
+        try:
+            same = ob.get_method(theirs)
+        except UnknownMethodError:
+            continue  # the catalogue has no entry under the Julia name
+        assert same.name == ob.get_method(ours).name, (ours, theirs)
+
+
+@pytest.mark.glue
 def test_version_shim_selection() -> None:
     assert select_scheme(["OrdinaryDiffEqExplicitTableaus", "DiffEqDevTools"]) == "split"
     assert select_scheme(["OrdinaryDiffEqImplicitTableaus", "DiffEqDevTools"]) == "split"
@@ -160,6 +233,65 @@ def test_tableau_conversion(standin: JuliaBackend) -> None:
     np.testing.assert_array_equal(tab.b_embedded, ref.b_embedded)
     assert tab.A.flags["C_CONTIGUOUS"]
     assert standin.session.mod.calls[-1] == "export_tableau(Tsitouras5)"
+
+
+@pytest.mark.glue
+def test_tableau_reaches_julia_in_logical_order(standin: JuliaBackend) -> None:
+    """A (s, s) matrix reaches Julia as a PyArray with NumPy's strides: A[i, j] stays A[i, j]
+    (a transposed RK4 would be upper triangular and step like Euler)."""
+    rk4 = ob.get_method("RK4")
+    standin._jl_tableau(rk4)
+    np.testing.assert_array_equal(standin.session.mod.received_A, rk4.A)
+    A = np.asfortranarray([[0.0, 0.0], [2.0 / 3.0, 0.0]])   # Fortran-ordered input, not symmetric
+    ralston = ob.ButcherTableau(A, [0.25, 0.75], name="RalstonF", order=2)
+    standin._jl_tableau(ralston)
+    np.testing.assert_array_equal(standin.session.mod.received_A, [[0.0, 0.0], [2.0 / 3.0, 0.0]])
+    step = standin.step("linear", ralston, 0.0, np.array([1.0]), 0.1)
+    assert step[0] == pytest.approx(1 - 0.1 + 0.1**2 / 2, abs=1e-15)   # R(z) = 1 + z + z^2/2
+
+
+@pytest.mark.glue
+def test_convergence_orders_for_any_step_ratio(standin: JuliaBackend) -> None:
+    _, halving = standin.convergence("vanderpol", "RK4", [0.2, 0.1, 0.05])      # DiffEqDevTools' 𝒪est
+    errs, thirds = standin.convergence("vanderpol", "RK4", [0.2, 0.2 / 3, 0.2 / 9])  # recomputed in Python
+    assert abs(halving - 4) < 0.3 and abs(thirds - 4) < 0.3 and errs.shape == (3,)
+    with pytest.raises(ValueError, match="dts"):
+        standin.convergence("vanderpol", "RK4", [0.1])
+    with pytest.raises(ValueError, match="alg"):
+        standin.solve("vanderpol", alg="Rodas4", saveat=[1.0])
+
+
+@pytest.mark.glue
+def test_session_loading_through_a_fake_juliacall(monkeypatch: pytest.MonkeyPatch) -> None:
+    """newmodule + seval("Base.include(@__MODULE__, path)") + seval("ODERNNBridge"); a failing
+    include becomes JuliaUnavailableError.  (A fake juliacall module: glue only.)"""
+    import importlib.machinery
+    import types
+
+    sevaled: list[str] = []
+
+    class Host:
+        def seval(self, src: str):
+            sevaled.append(src)
+            if "Base.include" in src and fail:
+                raise RuntimeError("LoadError: ArgumentError: Package OrdinaryDiffEqExplicitRK not found")
+            return "module-ODERNNBridge"
+
+    fake = types.ModuleType("juliacall")
+    fake.__spec__ = importlib.machinery.ModuleSpec("juliacall", None)
+    fake.newmodule = lambda name: Host() if name == "ODERNNBridgeHost" else None
+    fake.JuliaError = FakeJuliaError
+    fake.__version__ = "0.9.99-fake"
+    monkeypatch.setitem(sys.modules, "juliacall", fake)
+    monkeypatch.setenv("PYTHON_JULIAPKG_OFFLINE", "yes")
+    fail = False
+    session = jlglue._load_session()
+    assert session.mod == "module-ODERNNBridge" and session.error_type is FakeJuliaError
+    path = str(jlglue.julia_source_path()).replace("\\", "\\\\")
+    assert sevaled[0] == f'Base.include(@__MODULE__, "{path}")' and sevaled[1] == "ODERNNBridge"
+    fail = True
+    with pytest.raises(JuliaUnavailableError, match="failed to load"):
+        jlglue._load_session()
 
 
 @pytest.mark.glue
@@ -198,6 +330,12 @@ def test_source_path_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 @pytest.mark.glue
 def test_array_conversion_rejects_nan() -> None:
     np.testing.assert_array_equal(to_numpy(np.asfortranarray(np.eye(2))), np.eye(2))
+    from .julia_standin import JlArray
+
+    M = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])      # not square: a transposition would show
+    got = to_numpy(JlArray(M))
+    assert got.shape == (2, 3) and got.flags["C_CONTIGUOUS"]
+    np.testing.assert_array_equal(got, M)
     with pytest.raises(NonFiniteError):
         to_numpy([1.0, float("nan")])
 
@@ -239,6 +377,22 @@ def test_julia_tableaux_match_the_catalogue() -> None:
         assert tab.order == ref.order, name
         np.testing.assert_allclose(tab.A, ref.A, rtol=0, atol=1e-13, err_msg=name)
         np.testing.assert_allclose(tab.b, ref.b, rtol=0, atol=1e-13, err_msg=name)
+    with pytest.raises(UnknownMethodError):
+        jb.tableau("DP8")   # DOP853 has no tableau constructor in Julia
+
+
+@pytest.mark.julia
+def test_julia_stability_intervals_match_scipy() -> None:
+    julia_or_skip()
+    jb, sp = get_backend("julia"), get_backend("scipy")
+    for name in ("Euler", "Heun", "RK4", "SSPRK104", "Tsit5", "Vern9", "RadauIIA5", "GL4"):
+        try:
+            ob.get_method(name)
+        except UnknownMethodError:
+            continue
+        for which in ("real_stability_interval", "imag_stability_interval"):
+            want, got = getattr(sp, which)(name), getattr(jb, which)(name)
+            assert got == pytest.approx(want, rel=1e-9, abs=1e-9), (name, which, got, want)
 
 
 @pytest.mark.julia

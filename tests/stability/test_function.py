@@ -172,3 +172,13 @@ def test_embedded_region(heun_euler):
     z = r["real"].values[None, :] + 1j * r["imag"].values[:, None]
     np.testing.assert_allclose(r.values, np.abs(1 + z), rtol=1e-15)  # the embedded Euler
     assert r.attrs["method"] == "my_HeunEuler [embedded]"
+
+
+def test_cached_stability_function_keeps_each_methods_name():
+    # tableaux with equal coefficients are equal (and hash alike); the cache must still give
+    # each its own name
+    heun = ob.get_method("Heun")
+    renamed = heun.with_name("MyHeun")
+    assert ob.stability_function(heun).name == "Heun"
+    assert ob.stability_function(renamed).name == "MyHeun"
+    np.testing.assert_array_equal(ob.stability_function(renamed).numerator, ob.stability_function(heun).numerator)

@@ -24,7 +24,7 @@ ODERNN_SMALL = {"model": "odernn", "method": "RK4", "dt": 0.5, "field": "antisym
 
 def small_config(**kw) -> TrainConfig:
     base = dict(task="adding", task_options=SMALL_ADDING, model="lstm", hidden=8, epochs=2, batch_size=16,
-                lr=1e-2, progress=False, monitor_every=0)
+                lr=1e-2, scheduler="none", progress=False, monitor_every=0)
     base.update(kw)
     return TrainConfig(**base)
 
