@@ -192,7 +192,9 @@ class RKCell(nn.Module):
             stats["steps"] += 1
         return h
 
-    def _explicit_substep(self, h: Tensor, us: list[Tensor], ts: list[Any], stats: dict[str, Any]) -> Tensor:
+    def _explicit_update(self, h: Tensor, us: list[Tensor], ts: list[Any]) -> Tensor:
+        """One explicit RK substep (stages whose value is never used are skipped); no side
+        effects, so :meth:`compile` can trace it."""
         hs = self.step_size
         rhs = self.field.rhs
         K: list[Tensor | None] = [None] * self.stages
@@ -201,11 +203,14 @@ class RKCell(nn.Module):
             for j, a in self._rows[i]:
                 y = torch.add(y, K[j], alpha=hs * a)  # type: ignore[arg-type]
             K[i] = rhs(y, us[i], ts[i])
-        stats["nfev"] += len(self._needed)
         out = h
         for i, bi in self._weights:
             out = torch.add(out, K[i], alpha=hs * bi)  # type: ignore[arg-type]
         return out
+
+    def _explicit_substep(self, h: Tensor, us: list[Tensor], ts: list[Any], stats: dict[str, Any]) -> Tensor:
+        stats["nfev"] += len(self._needed)
+        return self._explicit_update(h, us, ts)
 
     def _implicit_substep(self, h: Tensor, us_list: list[Tensor], ts: list[Any], stats: dict[str, Any]) -> Tensor:
         field = self.field
@@ -271,19 +276,9 @@ class RKCell(nn.Module):
     # -- torch.compile ------------------------------------------------------------------------
     def _pure_step(self, u: Tensor, h: Tensor) -> Tensor:
         """One input step of an explicit autonomous cell without side effects (compilable)."""
-        hs = self.step_size
-        rhs = self.field.rhs
+        us, ts = [u] * self.stages, [None] * self.stages
         for _ in range(self.substeps):
-            K: list[Tensor | None] = [None] * self.stages
-            for i in self._needed:
-                y = h
-                for j, a in self._rows[i]:
-                    y = torch.add(y, K[j], alpha=hs * a)  # type: ignore[arg-type]
-                K[i] = rhs(y, u, None)
-            out = h
-            for i, bi in self._weights:
-                out = torch.add(out, K[i], alpha=hs * bi)  # type: ignore[arg-type]
-            h = out
+            h = self._explicit_update(h, us, ts)
         return h
 
     def compile(self, **compile_kwargs: Any) -> "RKCell":
