@@ -24,3 +24,13 @@ def test_readme_has_both_commands():
 def test_ci_runs_exactly_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
     assert _commands()["tests"] in [line.strip() for line in ci]
+
+
+def test_readme_quick_start_runs(tmp_path, monkeypatch):
+    """The README's Python example is executed as written (in a scratch folder)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Quick start\s*```python\n(.+?)\n```", text, flags=re.S)
+    assert block is not None
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block.group(1), "README.md", "exec"), {"__name__": "readme"})
+    assert (tmp_path / "regions.png").is_file()
