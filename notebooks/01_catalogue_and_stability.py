@@ -29,7 +29,7 @@ import numpy as np
 
 import odernn_bridge as ob
 
-from _common import FAST, OUT, show  # notebooks/_common.py: settings and the figure helper
+from _common import FAST, show  # notebooks/_common.py: settings and the figure helper
 
 RES = 161 if FAST else 601
 

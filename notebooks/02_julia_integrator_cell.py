@@ -28,7 +28,7 @@ import torch
 import odernn_bridge as ob
 from odernn_bridge.cells import RKCell, make_field
 
-from _common import FAST, OUT, show  # notebooks/_common.py: settings and the figure helper
+from _common import FAST, show  # notebooks/_common.py: settings and the figure helper
 
 torch.manual_seed(0)
 

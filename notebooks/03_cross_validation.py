@@ -33,7 +33,7 @@ from odernn_bridge.cells import RKCell, make_field
 # `odernn_bridge.validate` rebinds the package attribute `ob.validate` to that module
 from odernn_bridge.validate import validate, validate_sweep
 
-from _common import FAST, OUT, show  # notebooks/_common.py: settings and the figure helper
+from _common import FAST, show  # notebooks/_common.py: settings and the figure helper
 
 BACKEND = os.environ.get("ODERNN_BACKEND", "auto")
 torch.manual_seed(0)

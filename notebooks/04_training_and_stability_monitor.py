@@ -23,7 +23,6 @@
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 import odernn_bridge as ob

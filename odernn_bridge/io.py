@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
+import sys
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -78,13 +79,14 @@ def save_figure(fig: Any, path: str | os.PathLike[str], *, close: bool = True, *
     """Write a matplotlib figure atomically; the format comes from the suffix (default PNG).
 
     ``savefig_kwargs`` go to ``fig.savefig`` (``dpi``, ``bbox_inches``…); ``close`` closes
-    the figure afterwards.  Returns the path.
+    a pyplot figure afterwards (a bare ``matplotlib.figure.Figure`` needs no closing).
+    Returns the path; a failed save leaves ``path`` as it was.
 
     >>> import tempfile
     >>> from matplotlib.figure import Figure
     >>> fig = Figure(figsize=(2, 2))
     >>> _ = fig.subplots().plot([0, 1], [1, 0])
-    >>> p = save_figure(fig, Path(tempfile.mkdtemp()) / "f.png", close=False, dpi=50)
+    >>> p = save_figure(fig, Path(tempfile.mkdtemp()) / "f.png", dpi=50)
     >>> p.read_bytes()[:4] == b"\\x89PNG"
     True
     """
@@ -93,10 +95,9 @@ def save_figure(fig: Any, path: str | os.PathLike[str], *, close: bool = True, *
     try:
         return atomic_save(path, lambda tmp: fig.savefig(tmp, format=fmt, **savefig_kwargs), suffix=suffix or ".png")
     finally:
-        if close:
-            import matplotlib.pyplot as plt
-
-            plt.close(fig)
+        pyplot = sys.modules.get("matplotlib.pyplot")  # only pyplot keeps figures open
+        if close and pyplot is not None:
+            pyplot.close(fig)
 
 
 def _clean_attrs(attrs: dict[str, Any]) -> dict[str, Any]:

@@ -306,10 +306,10 @@ def test_validate_problem_object_and_backends():
         with pytest.raises(ob.JuliaUnavailableError, match="install"):
             ob.validate("RK4", "linear", dts=[0.1, 0.05], backend="julia")
         assert time.perf_counter() - start < 1.0  # "within a second"
-        with pytest.warns(Warning, match="SciPy"):  # "auto" falls back and says so
-            import odernn_bridge.reference.backend as backend_mod
+        from odernn_bridge.reference.backend import _reset_for_tests
 
-            backend_mod._FALLBACK_ANNOUNCED = False
+        _reset_for_tests()  # the fallback is announced once per process
+        with pytest.warns(Warning, match="SciPy"):  # "auto" falls back and says so
             ds = ob.validate("RK4", "linear", dts=[0.1, 0.05], backend="auto")
         assert ds.attrs["backend"] == "scipy"
 
@@ -373,21 +373,15 @@ def test_every_public_name_resolves(name):
 
 # -- docstring examples of every module --------------------------------------------------------------------
 
-def _modules() -> list:
-    out = []
-    for info in pkgutil.walk_packages(ob.__path__, "odernn_bridge."):
-        if info.name == "odernn_bridge.__main__":
-            # importing it runs the CLI and exits (it is the `python -m odernn_bridge` entry point)
-            out.append(pytest.param(info.name, marks=pytest.mark.skip(reason="importing __main__ runs the CLI")))
-        else:
-            out.append(info.name)
-    return ["odernn_bridge", *out]
+def _modules() -> list[str]:
+    # all of them, none skipped (odernn_bridge.__main__ only runs the CLI under `python -m`)
+    return ["odernn_bridge", *(info.name for info in pkgutil.walk_packages(ob.__path__, "odernn_bridge."))]
 
 
 @pytest.mark.parametrize("module", _modules())
 def test_docstring_examples(module):
     # every module is imported (an import error fails here); examples must all pass.  The whole
-    # sweep takes ~10 s on one core.
+    # sweep takes ~5 s on one core.
     mod = importlib.import_module(module)
     res = doctest.testmod(mod, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, report=False)
     assert res.failed == 0, f"{res.failed} of {res.attempted} docstring examples of {module} failed (run doctest -v)"

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .._checks import check_positive_int
 from ..errors import NonFiniteError
 
 __all__ = ["check_dt", "check_positive_int", "check_tensor", "check_finite", "field_dtype_device",
@@ -28,12 +29,6 @@ def check_dt(dt: Any, name: str = "dt") -> float:
     if dt <= 0:
         raise ValueError(f"{name}: expected a step size > 0, got {dt!r}")
     return dt
-
-
-def check_positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-    return value
 
 
 def field_dtype_device(module: torch.nn.Module) -> tuple[torch.dtype | None, torch.device | None]:

@@ -29,6 +29,8 @@ from typing import Any, Callable, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from ._validate import check_positive_int
+
 __all__ = [
     "VectorField",
     "AffineForm",
@@ -77,13 +79,6 @@ class AffineForm(NamedTuple):
     leak: float
 
 
-def _check_size(name: str, value: Any, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
-
-
 class VectorField(nn.Module):
     """Base class of vector fields ``dh/dt = f(h, x, t)``.
 
@@ -102,9 +97,10 @@ class VectorField(nn.Module):
 
     def __init__(self, input_size: int, hidden_size: int, state_size: int | None = None) -> None:
         super().__init__()
-        _check_size("input_size", input_size)
-        _check_size("hidden_size", hidden_size)
-        _check_size("state_size", state_size, allow_none=True)
+        check_positive_int(input_size, "input_size")
+        check_positive_int(hidden_size, "hidden_size")
+        if state_size is not None:
+            check_positive_int(state_size, "state_size")
         self.input_size = input_size
         self.hidden_size = hidden_size
         self.state_size = hidden_size if state_size is None else state_size

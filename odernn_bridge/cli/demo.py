@@ -39,7 +39,7 @@ def _say(msg: str) -> None:
 
 def run_demo(args: argparse.Namespace) -> int:
     import odernn_bridge as ob
-    from odernn_bridge.io import atomic_write_text, to_netcdf
+    from odernn_bridge.io import atomic_write_text, save_figure, to_netcdf
 
     if args.dt <= 0 or args.dt != args.dt:
         raise ValueError(f"--dt: expected a positive step size, got {args.dt!r}")
@@ -68,7 +68,7 @@ def run_demo(args: argparse.Namespace) -> int:
     to_netcdf(region, out / "stability_region.nc")
     fig = ob.plot_stability_regions([m, "RK4", "Euler"] if m.name not in ("RK4", "Euler") else [m],
                                     real=(-6, 2), imag=(-5, 5), resolution=301)
-    fig.savefig(out / "stability.png", dpi=120)
+    save_figure(fig, out / "stability.png", dpi=120)
     report["stability"] = {"real_interval": real_iv, "imag_interval": imag_iv,
                            "A_stable": bool(ob.is_A_stable(m))}
     _say(f"[2/5] stability: real interval {real_iv:.6g}, imaginary interval {imag_iv:.6g}  "

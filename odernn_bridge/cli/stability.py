@@ -102,6 +102,6 @@ def handle(args: argparse.Namespace) -> int:
         from ..stability import plot_stability_regions
 
         fig = plot_stability_regions(methods, tuple(args.real), tuple(args.imag), args.resolution)
-        save_figure(fig, args.plot, close=False, dpi=150)
+        save_figure(fig, args.plot, dpi=150)
         print(f"wrote {args.plot}")
     return 0

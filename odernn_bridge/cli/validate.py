@@ -10,7 +10,6 @@ Exit status: 0 verified, 1 an order check failed, 3 inconclusive (no asymptotic 
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from ..reference.backend import BACKENDS

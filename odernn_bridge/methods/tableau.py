@@ -317,8 +317,11 @@ class ButcherTableau:
         return d
 
     def with_name(self, name: str) -> "ButcherTableau":
+        """The same coefficients (and orders) under another name; the aliases, which name
+        the original method, are not carried over."""
         d = self.to_dict()
         d["name"] = name
+        d.pop("aliases", None)
         from .serialization import method_from_dict
 
         return method_from_dict(d, verify=False)  # type: ignore[return-value]

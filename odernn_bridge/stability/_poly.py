@@ -64,16 +64,6 @@ def field_of(values: Sequence[Any]) -> str:
     return "fraction" if all(isinstance(v, Fraction) for v in values) else "mp"
 
 
-def convert(values: Sequence[Any], field: str) -> Poly:
-    if field == "fraction":
-        return [v if isinstance(v, Fraction) else Fraction(v) for v in values]
-    return [to_mp(v) for v in values]
-
-
-def zero_of(field: str) -> Any:
-    return Fraction(0) if field == "fraction" else mpmath.mpf(0)
-
-
 def padd(a: Poly, b: Poly) -> Poly:
     n = max(len(a), len(b))
     z = 0
@@ -118,10 +108,6 @@ def peval_abs(p: Poly, t: Any) -> Any:
     for c in p[-2::-1]:
         acc = acc * at + abs(c)
     return acc
-
-
-def pderiv(p: Poly) -> Poly:
-    return [k * p[k] for k in range(1, len(p))]
 
 
 def ray_real_imag(coeffs: Poly, lam: tuple[Any, Any]) -> tuple[Poly, Poly]:

@@ -391,7 +391,7 @@ def _plot_gradients(ds: Any, path: Path) -> None:
     ax.set(xlabel="step k", ylabel="‖∂h_k/∂h_0‖₂", title=f"skew-symmetric field, dt·ρ = {ds.attrs['dt'] * ds.attrs['spectral_radius']}")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    save_figure(fig, path, close=False, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 def _plot_threshold(ds: Any, path: Path) -> None:
@@ -408,7 +408,7 @@ def _plot_threshold(ds: Any, path: Path) -> None:
     axes[1].set(xlabel="iteration", ylabel="monitor max|R(dt λ)|")
     axes[1].legend(fontsize=7)
     fig.tight_layout()
-    save_figure(fig, path, close=False, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 def _plot_counts(ds: Any, path: Path) -> None:
@@ -423,7 +423,7 @@ def _plot_counts(ds: Any, path: Path) -> None:
     axes[1].set(xlabel="input size m", ylabel="trained parameters", title=f"t = {t_ref}")
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    save_figure(fig, path, close=False, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 def run_experiments(out: str | Path, fast: bool = False, seed: int = 0, log: Any = print) -> dict[str, Any]:

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_positive_int
 from ..methods import ButcherTableau, LinearMultistep
 from .spectra import find_odernn, stability_report
 
@@ -61,8 +62,7 @@ class StabilityMonitor:
 
     def __init__(self, method: Any = None, every: int = 50, max_samples: int = 8, max_steps: int = 64) -> None:
         for name, v in (("every", every), ("max_samples", max_samples), ("max_steps", max_steps)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name}: expected a positive integer, got {v!r}")
+            check_positive_int(v, name)
         if method is not None and not isinstance(method, (str, ButcherTableau, LinearMultistep)):
             raise TypeError(f"method: expected None, a method name or a method, got {type(method).__name__}")
         self.method = method

@@ -29,16 +29,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._checks import check_positive_int
 from ..cells.fields import VectorField
 from .torch_fields import modrelu
 
 __all__ = ["ResidualRNNCell", "AntisymmetricRNNCell", "URNNCell", "URNNField"]
-
-
-def _check_pos_int(name: str, v: object) -> int:
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-    return v
 
 
 def _check_pos_float(name: str, v: object, allow_zero: bool = False) -> float:
@@ -56,8 +51,8 @@ class ResidualRNNCell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, dt: float = 1.0, bias: bool = True,
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
-        self.input_size = _check_pos_int("input_size", input_size)
-        self.hidden_size = _check_pos_int("hidden_size", hidden_size)
+        self.input_size = check_positive_int(input_size, "input_size")
+        self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.dt = _check_pos_float("dt", dt)
         self.U = nn.Linear(input_size, hidden_size, bias=bias, dtype=dtype)
         self.W = nn.Linear(hidden_size, hidden_size, bias=False, dtype=dtype)
@@ -75,8 +70,8 @@ class AntisymmetricRNNCell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, eps: float = 0.1, gamma: float = 0.01,
                  bias: bool = True, dtype: torch.dtype | None = None) -> None:
         super().__init__()
-        self.input_size = _check_pos_int("input_size", input_size)
-        self.hidden_size = _check_pos_int("hidden_size", hidden_size)
+        self.input_size = check_positive_int(input_size, "input_size")
+        self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         self.eps = _check_pos_float("eps", eps)
         self.gamma = _check_pos_float("gamma", gamma, allow_zero=True)
         self.V = nn.Linear(input_size, hidden_size, bias=bias, dtype=dtype)
@@ -118,8 +113,8 @@ class URNNCell(nn.Module):
                  parametrization: str = "expm", nonlinearity: str = "modrelu",
                  dtype: torch.dtype | None = None) -> None:
         super().__init__()
-        self.input_size = _check_pos_int("input_size", input_size)
-        self.hidden_size = _check_pos_int("hidden_size", hidden_size)
+        self.input_size = check_positive_int(input_size, "input_size")
+        self.hidden_size = check_positive_int(hidden_size, "hidden_size")
         if parametrization not in ("expm", "cayley"):
             raise ValueError(f"parametrization: expected 'expm' or 'cayley', got {parametrization!r}")
         if nonlinearity not in ("modrelu", "tanh"):

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._checks import check_positive_int
+
 __all__ = ["SequenceModel", "MODELS"]
 
 MODELS = ("odernn", "lstm", "gru", "rnn")
@@ -38,8 +40,7 @@ class SequenceModel(nn.Module):
         super().__init__()
         for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("output_size", output_size),
                             ("num_layers", num_layers)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name}: expected a positive integer, got {value!r}")
+            check_positive_int(value, name)
         if model not in MODELS:
             raise ValueError(f"model: expected one of {MODELS}, got {model!r}")
         if target not in ("last", "sequence"):

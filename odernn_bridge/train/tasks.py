@@ -30,6 +30,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from .._checks import check_positive_int
+
 __all__ = ["Task", "get_task", "list_tasks", "TASKS"]
 
 
@@ -91,8 +93,7 @@ def _ds(*arrays: np.ndarray) -> TensorDataset:
 
 def _check_positive(**kw: int) -> None:
     for k, v in kw.items():
-        if not isinstance(v, (int, np.integer)) or v <= 0:
-            raise ValueError(f"{k}: expected a positive integer, got {v!r}")
+        check_positive_int(v, k)
 
 
 def digits_task(*, permuted: bool = False, perm_seed: int = 1234, split_seed: int = 0,

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._checks import check_positive_int
 from ..reference.backend import get_backend
 from .steppers import CellStepper, MethodStepper, field_problem, is_cell
 
@@ -36,8 +37,7 @@ def cell_agreement(cell: Any, *, steps: int = 8, seed: int = 0) -> "xr.Dataset":
 
     if not is_cell(cell):
         raise TypeError(f"cell: expected an RK cell (with field, method, step), got {type(cell).__name__}")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps: expected a positive integer, got {steps!r}")
+    check_positive_int(steps, "steps")
     dt = float(cell.dt) / int(getattr(cell, "substeps", 1))
     prob = field_problem(cell.field, input_dt=float(cell.dt), steps=steps, seed=seed)
     u_cell = CellStepper(cell, prob).trajectory(prob, dt)

@@ -342,6 +342,8 @@ def _validate_once(method_or_cell: Any, problem: str | Problem, dts: Sequence[fl
         dts_arr = np.atleast_1d(np.asarray(dts, dtype=np.float64))
         if dts_arr.ndim != 1 or dts_arr.size < 1 or not np.all(np.isfinite(dts_arr)) or np.any(dts_arr <= 0):
             raise ValueError(f"dts: expected a 1-D sequence of positive step sizes, got {dts!r}")
+        if np.unique(dts_arr).size != dts_arr.size:  # equal steps would give a 0/0 pairwise order
+            raise ValueError(f"dts: expected distinct step sizes, got {dts!r}")
         levels = []
         unit = span / base
         for dt in sorted(dts_arr.tolist(), reverse=True):

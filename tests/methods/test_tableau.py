@@ -121,3 +121,19 @@ def test_verify_functions_accept_catalogue_names():
         ob.verify_embedded_order("AB3")
     with pytest.raises(TypeError, match="method"):
         ob.verify_order(None)
+
+
+def test_renamed_copy_can_be_registered():
+    # found in review: with_name kept the original's aliases, so registering a renamed copy of
+    # RK4 failed with "'ClassicRK4' is already used by method 'RK4'"
+    from odernn_bridge.methods import catalogue
+
+    mine = ob.get_method("RK4").with_name("ReviewRK4Copy")
+    assert mine.aliases == () and mine == ob.get_method("RK4")
+    try:
+        ob.register_method(mine)
+        assert ob.get_method("reviewrk4copy") is mine
+    finally:
+        with catalogue._LOCK:
+            catalogue._ENTRIES.pop("ReviewRK4Copy", None)
+            catalogue._LOOKUP.pop("reviewrk4copy", None)

@@ -126,6 +126,8 @@ def test_bad_input() -> None:
         ob.validate("RK4", "vanderpol", dts=[0.3], backend="scipy")      # does not divide [0, 2]
     with pytest.raises(ValueError, match="dts"):
         ob.validate("RK4", "vanderpol", dts=[-0.1], backend="scipy")
+    with pytest.raises(ValueError, match="dts: expected distinct"):  # was a ZeroDivisionError (review)
+        ob.validate("RK4", "vanderpol", dts=[0.1, 0.1, 0.05], backend="scipy")
     with pytest.raises(ValueError, match="backend"):
         ob.validate("RK4", backend="matlab")
     with pytest.raises(ob.UnknownMethodError):
