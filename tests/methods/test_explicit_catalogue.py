@@ -46,7 +46,7 @@ REQUIRED = {
 STAGES = {
     "Euler": 1, "Heun": 2, "RK4": 4, "BS3": 4, "RKF5": 6, "CashKarp": 6, "DP5": 7, "Tsit5": 7,
     "BS5": 8, "OwrenZen5": 8, "Vern6": 9, "Vern7": 10, "Vern8": 13, "Vern9": 16, "DP8": 12,
-    "Feagin10": 17, "Feagin12": 25, "Fehlberg78": 13, "SSPRK104": 10, "RKV76IIa": 10,
+    "Feagin10": 17, "Feagin12": 25, "Feagin14": 35, "Fehlberg78": 13, "SSPRK104": 10, "RKV76IIa": 10,
 }
 
 #: first-same-as-last flags (derived by the tableau from its structure)
@@ -54,6 +54,7 @@ FSAL = {
     "BS3": True, "DP5": True, "Tsit5": True, "BS5": True, "OwrenZen3": True, "OwrenZen4": True,
     "OwrenZen5": True, "Vern6": True, "Vern7": False, "Vern8": False, "Vern9": False,
     "RK4": False, "RKF5": False, "CashKarp": False, "DP8": False, "Feagin10": False,
+    "Feagin14": False,
 }
 
 
@@ -194,10 +195,13 @@ def test_scipy_dop853_tableau() -> None:
 
 def test_claimed_orders_are_sharp_and_verify_quickly() -> None:
     """Without ``max_order`` the search goes one order past each claim, so every claimed
-    (embedded) order is sharp.  The whole pass takes about 10 s on one core (Feagin12:
-    25 stages, 60-digit decimals, 20k trees up to order 13: about 6 s; Feagin10 about
-    0.6 s; everything else well under 0.3 s each).  The 90 s bound is generous for a
-    loaded CI machine but catches an accidental blow-up of the order-condition code.
+    (embedded) order is sharp -- except at ``MAX_VERIFIED_ORDER`` = 14, where it stops:
+    Feagin14 is confirmed at order 14 without evaluating the 87811 trees of order 15.
+    The whole pass takes about 5 s on one core (Feagin14: 35 stages, 60-digit decimals,
+    53k trees up to order 14 in fixed-point arithmetic: about 3 s, its order-12 embedded
+    solution checked to 13 about 1 s; Feagin12 about 0.3 s; everything else well under
+    0.1 s each).  The 60 s bound is generous for a loaded CI machine but catches an
+    accidental blow-up of the order-condition code.
     """
     t0 = time.perf_counter()
     for name in EXPLICIT:
@@ -205,4 +209,33 @@ def test_claimed_orders_are_sharp_and_verify_quickly() -> None:
         assert ob.verify_order(m) == m.order, name
         if m.b_embedded is not None:
             assert ob.verify_embedded_order(m) == m.embedded_order, name
-    assert time.perf_counter() - t0 < 90.0
+    assert time.perf_counter() - t0 < 60.0
+
+
+def test_feagin14_is_a_14_12_pair_and_perturbations_are_caught() -> None:
+    """Feagin14's published 60-digit coefficients satisfy every condition up to order 14
+    (tolerance 1e-52); its error estimate h/1000 (k_2 - k_34) is a true embedded solution
+    of order 12 (not 13).  Moving 1e-40 between two entries of one row of A (far below
+    float64, far above the tolerance; row sums and c unchanged) changes the order-3
+    condition sum b_i a_ij c_j by b_20 * 1e-40 * (c_13 - c_12), about 5e-42: the
+    verified order drops to 2.
+    """
+    import decimal
+
+    from odernn_bridge.methods.order import MAX_VERIFIED_ORDER
+
+    m = ob.get_method("Feagin14")
+    assert MAX_VERIFIED_ORDER == 14
+    assert ob.verify_order(m) == 14  # capped: order 15 is not searched
+    assert ob.verify_embedded_order(m, max_order=13) == 12
+    co = m.coefficients
+    # one of the antisymmetric pairs of Feagin's construction (exact comparison of the decimals)
+    assert Fraction(co.A[28][15]) == -Fraction(co.A[28][23]) != 0
+    A = [list(r) for r in co.A]
+    with decimal.localcontext() as ctx:
+        ctx.prec = 100  # the stored entries have 60 digits: add without rounding
+        eps = Decimal("1e-40")
+        A[20][13] = Decimal(A[20][13]) + eps
+        A[20][12] = Decimal(A[20][12]) - eps
+    bad = ob.ButcherTableau(A, list(co.b), list(co.c), name="Feagin14-perturbed", verify=False)
+    assert ob.verify_order(bad, max_order=14) == 2
