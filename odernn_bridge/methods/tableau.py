@@ -129,9 +129,10 @@ class ButcherTableau:
         check_row_sums: bool = True,
         verify: bool = True,
     ) -> None:
-        A_in = np.asarray(A, dtype=object) if not isinstance(A, np.ndarray) else A
-        if A_in.ndim != 2 and not isinstance(A, (list, tuple)):
-            raise MethodValidationError(f"A: expected a square 2-D matrix, got shape {A_in.shape}")
+        if isinstance(A, np.ndarray) and A.ndim != 2:
+            raise MethodValidationError(f"A: expected a square 2-D matrix, got shape {A.shape}")
+        if isinstance(A, (str, bytes)) or not isinstance(A, (Sequence, np.ndarray)):
+            raise MethodValidationError(f"A: expected a square matrix (rows of numbers), got {type(A).__name__}")
         try:
             A_rows = parse_matrix([list(r) for r in A], where="A")
         except TypeError as exc:
@@ -139,9 +140,9 @@ class ButcherTableau:
         s = len(A_rows)
         if s == 0:
             raise MethodValidationError("A: a tableau needs at least one stage")
-        b_vec = parse_vector(list(np.asarray(b, dtype=object).ravel()) if np.ndim(b) > 1 else b, where="b")
         if np.ndim(b) != 1:
             raise MethodValidationError(f"b: expected a 1-D vector, got {np.ndim(b)}-D")
+        b_vec = parse_vector(b, where="b")
         if len(b_vec) != s:
             raise MethodValidationError(f"b: expected {s} weights for a {s}-stage A, got {len(b_vec)}")
         if c is None:
