@@ -37,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import odernn_bridge as ob  # noqa: E402
 from odernn_bridge.cells import ElmanField, RKCell  # noqa: E402
+from odernn_bridge.reference import rk_step  # noqa: E402
 
 
 class Report:
@@ -65,18 +66,9 @@ class Report:
 
 def numpy_rk_step(tab: Any, W: np.ndarray, U: np.ndarray, b: np.ndarray, x: np.ndarray, h: np.ndarray,
                   dt: float) -> np.ndarray:
-    A, bw = np.asarray(tab.A, float), np.asarray(tab.b, float)
+    """One step of dh/dt = tanh(h Wᵀ + x Uᵀ + b) by the library's independent float64 NumPy integrator."""
     u = x @ U.T + b
-    K = []
-    for i in range(len(bw)):
-        y = h.copy()
-        for j in range(i):
-            y = y + dt * A[i, j] * K[j]
-        K.append(np.tanh(y @ W.T + u))
-    out = h.copy()
-    for i in range(len(bw)):
-        out = out + dt * bw[i] * K[i]
-    return out
+    return rk_step(tab, lambda t, y: np.tanh(y @ W.T + u), 0.0, h, dt)
 
 
 def _kappa(tab: Any, dt: float) -> float:

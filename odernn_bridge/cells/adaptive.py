@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from ..errors import ConvergenceError
 from ._validate import check_dt, check_finite, check_positive_int, check_step_args
 from .fields import VectorField
-from .rk import check_field, resolve_tableau
+from .rk import check_field, resolve_tableau, sparse_rows
 
 __all__ = ["AdaptiveRKCell"]
 
@@ -131,7 +131,7 @@ class AdaptiveRKCell(nn.Module):
         self.check_finite = bool(check_finite)
         self.record_steps = bool(record_steps)
         self.stages = s
-        self._rows = [[(j, float(tab.A[i, j])) for j in range(i) if tab.A[i, j] != 0.0] for i in range(s)]
+        self._rows = sparse_rows(tab.A)
         self.last_stats: dict[str, Any] = {}
 
     @property

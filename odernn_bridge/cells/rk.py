@@ -32,6 +32,13 @@ from .implicit import NewtonOptions, StageProblem, differentiable_inputs, solve_
 __all__ = ["RKCell", "resolve_tableau"]
 
 
+def sparse_rows(A: np.ndarray) -> list[list[tuple[int, float]]]:
+    """Rows of a Butcher matrix as ``(j, a_ij)`` pairs for the nonzero entries only, so that
+    the stage loops skip zero coefficients."""
+    s = A.shape[0]
+    return [[(j, float(A[i, j])) for j in range(s) if A[i, j] != 0.0] for i in range(s)]
+
+
 def resolve_tableau(method: Any, name: str = "method") -> ButcherTableau:
     """A ButcherTableau from a catalogue name or a tableau (LinearMultistep is refused)."""
     m = get_method(method) if isinstance(method, str) else method
@@ -101,7 +108,7 @@ class RKCell(nn.Module):
         tab = self.method
         s = tab.stages
         A, b = tab.A, tab.b
-        self._rows = [[(j, float(A[i, j])) for j in range(s) if A[i, j] != 0.0] for i in range(s)]
+        self._rows = sparse_rows(A)
         needed = {i for i in range(s) if b[i] != 0.0}
         for i in reversed(range(s)):
             if i in needed:

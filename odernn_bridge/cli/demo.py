@@ -79,9 +79,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed)
     cell = ob.RKCell(ob.make_field(args.field, 1, args.hidden), m, dt=args.dt).double()
-    report["cell"] = {"field": args.field, "dt": args.dt, "hidden": args.hidden,
-                      "classification": list(ob.classify(cell)[:2])}
     n_t = ob.classify(cell)
+    report["cell"] = {"field": args.field, "dt": args.dt, "hidden": args.hidden,
+                      "classification": [n_t.n, n_t.t]}
     _say(f"[3/5] cell: {type(cell).__name__}({args.field}, {m.name}, dt={args.dt}) — "
          f"an n-t-ODERNN with n={n_t.n}, t={n_t.t}")
 
