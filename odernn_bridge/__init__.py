@@ -24,6 +24,7 @@ from .errors import (
     OdernnError,
     OrderConditionError,
     UnknownMethodError,
+    UnsupportedOperationError,
 )
 from .methods import (
     ButcherTableau,
@@ -116,5 +117,6 @@ __all__ = [
     "JuliaUnavailableError",
     "ConvergenceError",
     "NonFiniteError",
+    "UnsupportedOperationError",
     *_LAZY,
 ]

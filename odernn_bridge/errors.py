@@ -11,6 +11,7 @@ __all__ = [
     "JuliaUnavailableError",
     "ConvergenceError",
     "NonFiniteError",
+    "UnsupportedOperationError",
 ]
 
 
@@ -56,3 +57,8 @@ class ConvergenceError(OdernnError, RuntimeError):
 
 class NonFiniteError(OdernnError, FloatingPointError):
     """NaN or Inf detected where finite numbers are required."""
+
+
+class UnsupportedOperationError(OdernnError, NotImplementedError):
+    """A backend was asked for something it cannot do (e.g. fixed-step solving through
+    ``backend="diffeqpy"``, which gives reference solutions only)."""

@@ -23,6 +23,7 @@ _COMMAND_MODULES = (
     "validate",
     "train",
     "theory",
+    "julia",
 )
 
 

@@ -1,1 +1,1 @@
-../../julia_src/ODERNNBridge.jl
+../../src/ODERNNBridge.jl

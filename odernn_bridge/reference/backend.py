@@ -95,6 +95,9 @@ class Backend(abc.ABC):
     """Base class of reference backends; see the module docstring for the protocol."""
 
     name: str = "abstract"
+    #: what the backend can do ("tableau", "fixed_step", "step", "reference", "stability");
+    #: an operation outside it raises :class:`~odernn_bridge.UnsupportedOperationError`
+    capabilities: frozenset[str] = frozenset({"tableau", "fixed_step", "step", "reference", "stability"})
 
     # -- identity ---------------------------------------------------------------------
     @abc.abstractmethod
@@ -226,7 +229,7 @@ def imag_interval(method: ButcherTableau) -> float:
 # selection
 # ---------------------------------------------------------------------------------------
 
-BACKENDS = ("scipy", "julia")
+BACKENDS = ("scipy", "julia", "diffeqpy")
 _INSTANCES: dict[str, Backend] = {}
 _LOCK = threading.Lock()
 _FALLBACK_ANNOUNCED = False
@@ -239,6 +242,10 @@ def _instance(name: str) -> Backend:
                 from .scipy_backend import ScipyBackend
 
                 _INSTANCES[name] = ScipyBackend()
+            elif name == "diffeqpy":
+                from .diffeqpy_backend import DiffeqpyBackend
+
+                _INSTANCES[name] = DiffeqpyBackend()
             else:
                 from .julia import JuliaBackend
 
@@ -247,16 +254,18 @@ def _instance(name: str) -> Backend:
 
 
 def available_backends() -> list[str]:
-    """Names of the backends usable here (``"scipy"`` always; ``"julia"`` where Julia works)."""
+    """Names of the backends usable here (``"scipy"`` always; ``"julia"`` / ``"diffeqpy"`` where
+    Julia works; checked offline, never installing anything)."""
     return [n for n in BACKENDS if _instance(n).available()]
 
 
 def get_backend(name: str | Backend = "auto") -> Backend:
-    """A reference backend: ``"scipy"``, ``"julia"`` or ``"auto"`` (Julia if usable, else
-    SciPy — said once through logging and a :class:`ReferenceFallbackWarning`).
+    """A reference backend: ``"scipy"``, ``"julia"``, ``"diffeqpy"`` (reference solutions only)
+    or ``"auto"`` (Julia if usable, else SciPy — said once through logging and a
+    :class:`ReferenceFallbackWarning`).
 
-    ``"julia"`` without a working Julia raises :class:`~odernn_bridge.JuliaUnavailableError`
-    within a second, with an install hint.
+    ``"julia"`` and ``"diffeqpy"`` without a working Julia raise
+    :class:`~odernn_bridge.JuliaUnavailableError` within a second, with what to do.
 
     >>> get_backend("scipy").name
     'scipy'
@@ -265,12 +274,13 @@ def get_backend(name: str | Backend = "auto") -> Backend:
     if isinstance(name, Backend):
         return name
     if not isinstance(name, str):
-        raise TypeError(f"backend: expected 'auto', 'scipy', 'julia' or a Backend, got {type(name).__name__}")
+        raise TypeError(f"backend: expected 'auto', 'scipy', 'julia', 'diffeqpy' or a Backend, "
+                        f"got {type(name).__name__}")
     key = name.strip().lower()
     if key == "scipy":
         return _instance("scipy")
-    if key == "julia":
-        jb = _instance("julia")
+    if key in ("julia", "diffeqpy"):
+        jb = _instance(key)
         jb.ensure_available()  # type: ignore[attr-defined]
         return jb
     if key == "auto":

@@ -1,16 +1,17 @@
-"""The Julia reference backend: DifferentialEquations.jl through juliacall.
+"""The Julia reference backend: OrdinaryDiffEq / DiffEqDevTools through juliacall.
 
-Nothing here imports juliacall at module import.  :func:`detect` answers "is Julia
-usable?" cheaply and never hangs: no juliacall → no; otherwise juliacall is imported with
-``PYTHON_JULIAPKG_OFFLINE=yes`` (set with ``setdefault``) unless a Julia executable is
-known, so a missing Julia fails in a fraction of a second instead of downloading one.
-Asking for the backend where Julia is not usable raises
-:class:`~odernn_bridge.JuliaUnavailableError` with an install hint.
+Nothing here imports juliacall at module import.  :func:`detect` first runs the offline,
+time-bounded checks of :mod:`odernn_bridge.reference.julia_env` (a Julia >= 1.10 that answers
+``julia --version`` within half a second, juliacall installed, juliapkg's environment already
+resolved) and only then imports juliacall — so detection never downloads Julia, never installs
+packages and never hangs; installing is the explicit, online ``odernn julia setup``.  Asking
+for the backend where Julia is not usable raises :class:`~odernn_bridge.JuliaUnavailableError`
+(within a second when Julia is absent) with what to do.
 
-Once loaded, ``julia_src/ODERNNBridge.jl`` is ``Base.include``-d into a fresh module made
-with ``juliacall.newmodule("ODERNNBridgeHost")`` (never ``Main``).  Julia errors are
-translated into the project's exceptions (:func:`translate_error`), Julia arrays into
-float64 NumPy arrays (:func:`to_numpy`).
+Once loaded, ``src/ODERNNBridge.jl`` (shipped in wheels as ``odernn_bridge/julia/``) is
+``Base.include``-d into a fresh module made with ``juliacall.newmodule("ODERNNBridgeHost")``
+(never ``Main``).  Julia errors are translated into the project's exceptions
+(:func:`translate_error`), Julia arrays into float64 NumPy arrays (:func:`to_numpy`).
 
 Arrays cross the boundary without transposition: a NumPy argument arrives in Julia as a
 ``PythonCall.PyArray`` that honours the NumPy strides (``A[i, j]`` is ``A[i, j]`` for a
@@ -18,11 +19,11 @@ C-ordered matrix), which ``ODERNNBridge.jl`` copies with ``Matrix{Float64}(A)``;
 ``Matrix`` comes back as a ``juliacall.ArrayValue`` whose array interface carries the
 column-major strides, so ``np.array`` reads it in the same logical order.  Only what Julia
 computes is unpacked in Julia: fields with non-NFKC names such as ``𝒪est`` (Python would
-read ``sim.𝒪est`` as ``sim.Oest``) and Symbol-keyed dicts never reach Python.  ``diffeqpy`` is touched only where ``julia`` is on PATH
-(:func:`diffeqpy_module`): without it diffeqpy starts an interactive installer.
+read ``sim.𝒪est`` as ``sim.Oest``) and Symbol-keyed dicts never reach Python.
 
-Catalogue names follow OrdinaryDiffEq's algorithm names; the Julia tableau constructors use
-the DiffEqDevTools names (``Tsit5`` → ``Tsitouras5``): :data:`TABLEAU_NAMES` maps them.
+Catalogue names follow OrdinaryDiffEq's algorithm names; the Julia tableau functions of
+OrdinaryDiffEqExplicitTableaus / ImplicitTableaus use other names (``Tsit5`` → ``Tsitouras5``):
+:data:`TABLEAU_NAMES` maps them.
 
 >>> tableau_name("Tsit5"), tableau_name("Feagin14"), tableau_name("julia:GL4")
 ('Tsitouras5', 'Feagin14', 'GL4')
@@ -30,10 +31,8 @@ the DiffEqDevTools names (``Tsit5`` → ``Tsitouras5``): :data:`TABLEAU_NAMES` m
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -44,17 +43,14 @@ import numpy as np
 from ..errors import ConvergenceError, JuliaUnavailableError, OdernnError, UnknownMethodError
 from ..methods.tableau import ButcherTableau
 from .backend import Backend, Method, Solution, _as_method
+from .julia_env import INSTALL_HINT, probe
 from .problems import Problem, get_problem
 
-__all__ = ["JuliaBackend", "resolve_method", "detect", "tableau_name", "TABLEAU_NAMES", "INSTALL_HINT",
-           "julia_source_path", "translate_error", "to_numpy", "select_scheme", "diffeqpy_module"]
+__all__ = ["JuliaBackend", "resolve_method", "detect", "reset_detection", "tableau_name", "TABLEAU_NAMES",
+           "INSTALL_HINT", "REFERENCE_ALGS", "julia_source_path", "translate_error", "to_numpy"]
 
-INSTALL_HINT = (
-    "install the Julia extra with `pip install 'odernn_bridge[julia]'` (juliacall); on first use "
-    "juliacall installs Julia and the packages declared in odernn_bridge/juliapkg.json "
-    "(OrdinaryDiffEq, OrdinaryDiffEqExplicitRK, DiffEqDevTools, DiffEqBase, OrdinaryDiffEq*Tableaus). "
-    "With a Julia already "
-    "installed (https://julialang.org/install, juliaup), set PYTHON_JULIAPKG_EXE to its `julia`.")
+#: adaptive reference algorithms (ODERNNBridge.REFERENCE_ALGORITHMS; OrdinaryDiffEq v7 exports them)
+REFERENCE_ALGS = ("Vern9", "Vern8", "Vern7", "Vern6", "Tsit5")
 
 #: catalogue (OrdinaryDiffEq algorithm) name -> DiffEqDevTools / OrdinaryDiffEq*Tableaus name,
 #: only where both name the *same* method.  ``DP8`` (DOP853, 12 stages) has no tableau
@@ -85,27 +81,13 @@ def tableau_name(name: str) -> str:
     return TABLEAU_NAMES.get(n, n)
 
 
-def select_scheme(module_names: Sequence[str]) -> str:
-    """Which naming scheme the Julia shim resolves first, given the tableau modules loaded:
-    ``"split"`` (OrdinaryDiffEqExplicitTableaus / ImplicitTableaus: ``RK4()``) or
-    ``"construct"`` (DiffEqDevTools: ``constructRK4()``).
-
-    >>> select_scheme(["OrdinaryDiffEqExplicitTableaus", "DiffEqDevTools"])
-    'split'
-    >>> select_scheme(["DiffEqDevTools"])
-    'construct'
-    """
-    split = {"OrdinaryDiffEqExplicitTableaus", "OrdinaryDiffEqImplicitTableaus"}
-    return "split" if any(str(m) in split for m in module_names) else "construct"
-
-
 def julia_source_path() -> Path:
     """Where ``ODERNNBridge.jl`` is: ``$ODERNN_BRIDGE_JULIA_SRC``, the package's ``julia/``
-    folder (wheels), or the repository's ``julia_src/``."""
+    folder (a real file in wheels, a link to ``src/`` in the repository), or ``src/``."""
     env = os.environ.get("ODERNN_BRIDGE_JULIA_SRC")
     candidates = [Path(env)] if env else []
     here = Path(__file__).resolve()
-    candidates += [here.parents[1] / "julia" / "ODERNNBridge.jl", here.parents[2] / "julia_src" / "ODERNNBridge.jl"]
+    candidates += [here.parents[1] / "julia" / "ODERNNBridge.jl", here.parents[2] / "src" / "ODERNNBridge.jl"]
     for c in candidates:
         if c.is_file():
             return c
@@ -156,15 +138,8 @@ class _JuliaRuntimeError(OdernnError, RuntimeError):
 # detection and loading
 # ---------------------------------------------------------------------------------------
 
-_STATE: dict[str, Any] = {"checked": False, "reason": None, "session": None}
+_STATE: dict[str, Any] = {"checked": False, "reason": None, "session": None, "probe": None}
 _LOCK = threading.Lock()
-
-
-def _exe_hint() -> str | None:
-    exe = os.environ.get("PYTHON_JULIAPKG_EXE")
-    if exe and os.path.isfile(exe) and os.access(exe, os.X_OK):
-        return exe
-    return shutil.which("julia") or shutil.which("juliaup")
 
 
 class _Session:
@@ -178,11 +153,8 @@ class _Session:
 
 
 def _load_session() -> _Session:
-    if importlib.util.find_spec("juliacall") is None:
-        raise JuliaUnavailableError(f"the Julia backend needs juliacall, which is not installed; {INSTALL_HINT}")
-    if _exe_hint() is None:
-        # no Julia known: only *detect* — never let juliacall download one (it may hang)
-        os.environ.setdefault("PYTHON_JULIAPKG_OFFLINE", "yes")
+    """Import juliacall and include ODERNNBridge.jl; call only after :func:`julia_env.probe`
+    succeeded (juliapkg resolved), so that juliacall neither downloads nor installs."""
     try:
         import juliacall  # noqa: PLC0415 - lazily, on purpose
     except BaseException as exc:  # juliacall raises plain Exception, OSError, URLError, EOFError...
@@ -211,42 +183,32 @@ def _julia_string(s: str) -> str:
 
 
 def detect() -> tuple[bool, str]:
-    """``(usable, reason)``; cached.  Without juliacall this returns at once; with juliacall but
-    no Julia it fails within about a second (offline import)."""
+    """``(usable, reason)``; cached.  The offline checks of :func:`julia_env.probe` come first
+    (under a second when Julia is absent or does not answer); juliacall is imported and the
+    module loaded only when they pass."""
     with _LOCK:
         if not _STATE["checked"]:
-            try:
-                _STATE["session"] = _load_session()
-                _STATE["reason"] = ""
-            except JuliaUnavailableError as exc:
-                _STATE["session"] = None
-                _STATE["reason"] = str(exc)
+            _STATE["session"] = None
+            found = probe()
+            _STATE["probe"] = found
+            if not found.ok:
+                _STATE["reason"] = found.reason
+            else:
+                try:
+                    _STATE["session"] = _load_session()
+                    _STATE["reason"] = ""
+                except JuliaUnavailableError as exc:
+                    _STATE["reason"] = str(exc)
             _STATE["checked"] = True
         return _STATE["session"] is not None, _STATE["reason"]
 
 
-def _diffeqpy_version() -> str | None:
-    """diffeqpy's version from its metadata (never imported here), where ``julia`` is on PATH."""
-    if shutil.which("julia") is None:
-        return None
-    try:
-        from importlib.metadata import PackageNotFoundError, version
-
-        return version("diffeqpy")
-    except (ImportError, PackageNotFoundError):
-        return None
-
-
-def diffeqpy_module() -> Any:
-    """``diffeqpy.de`` where a ``julia`` executable is on PATH (diffeqpy otherwise starts an
-    interactive installer); raises :class:`JuliaUnavailableError` elsewhere."""
-    if shutil.which("julia") is None:
-        raise JuliaUnavailableError(f"diffeqpy needs `julia` on PATH; {INSTALL_HINT}")
-    if importlib.util.find_spec("diffeqpy") is None:
-        raise JuliaUnavailableError("diffeqpy is not installed (pip install diffeqpy)")
-    from diffeqpy import de  # noqa: PLC0415
-
-    return de
+def reset_detection() -> None:
+    """Forget a cached "unavailable" answer (after installing Julia or running the setup);
+    a loaded session is kept."""
+    with _LOCK:
+        if _STATE["session"] is None:
+            _STATE.update(checked=False, reason=None, probe=None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -299,10 +261,6 @@ class JuliaBackend(Backend):
     def version_info(self) -> dict[str, str]:
         info = {str(k): str(v) for k, v in dict(self._call("versions")).items()}
         info["juliacall"] = str(getattr(self.session, "juliacall_version", "unknown"))
-        info["naming_scheme"] = str(self._call("naming_scheme"))
-        dq = _diffeqpy_version()
-        if dq:
-            info["diffeqpy"] = dq
         return info
 
     # -- methods --------------------------------------------------------------------------
@@ -386,6 +344,8 @@ class JuliaBackend(Backend):
             return sol
         times = _saveat(prob, saveat)
         alg = alg or "Vern9"
+        if alg not in REFERENCE_ALGS:
+            raise ValueError(f"alg: the Julia backend's reference algorithms are {REFERENCE_ALGS}, got {alg!r}")
         rtol = 1e-14 if rtol is None else float(rtol)
         atol = 1e-14 if atol is None else float(atol)
         t, U = self._call("solve_reference", f, u0, tspan, p, times, abstol=atol, reltol=rtol, alg=alg)

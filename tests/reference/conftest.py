@@ -1,18 +1,22 @@
-"""Backends for the contract suite: every available backend runs the same tests."""
+"""Backends for the contract suite: every available backend runs the same tests (those a
+backend cannot do by design -- see ``Backend.capabilities`` -- are skipped for it)."""
 
 from __future__ import annotations
 
 import pytest
 
 from odernn_bridge.reference import get_backend
+from odernn_bridge.reference.diffeqpy_backend import DiffeqpyBackend, detect_diffeqpy
 from odernn_bridge.reference.julia import JuliaBackend, detect
 
-from .julia_standin import StandInSession
+from .julia_standin import DiffeqpyStandInSession, StandInSession
 
 BACKEND_PARAMS = [
     pytest.param("scipy", id="scipy"),
     pytest.param("julia", id="julia", marks=pytest.mark.julia),
+    pytest.param("diffeqpy", id="diffeqpy", marks=pytest.mark.julia),
     pytest.param("standin", id="julia-standin", marks=pytest.mark.glue),
+    pytest.param("diffeqpy-standin", id="diffeqpy-standin", marks=pytest.mark.glue),
 ]
 
 
@@ -22,6 +26,18 @@ def julia_or_skip() -> None:
         pytest.skip(f"Julia backend not available here: {reason.split(';')[0]}")
 
 
+def diffeqpy_or_skip() -> None:
+    ok, reason = detect_diffeqpy()
+    if not ok:
+        pytest.skip(f"diffeqpy backend not available here: {reason.split(';')[0]}")
+
+
+def needs(backend, capability: str) -> None:
+    """Skip a contract test for a backend that does not offer ``capability`` by design."""
+    if capability not in backend.capabilities:
+        pytest.skip(f"backend {backend.name!r} has no {capability!r} (capabilities: {sorted(backend.capabilities)})")
+
+
 @pytest.fixture(params=BACKEND_PARAMS)
 def backend(request: pytest.FixtureRequest):
     if request.param == "scipy":
@@ -29,6 +45,11 @@ def backend(request: pytest.FixtureRequest):
     if request.param == "julia":
         julia_or_skip()
         return get_backend("julia")
+    if request.param == "diffeqpy":
+        diffeqpy_or_skip()
+        return get_backend("diffeqpy")
+    if request.param == "diffeqpy-standin":
+        return DiffeqpyBackend(session=DiffeqpyStandInSession())
     return JuliaBackend(session=StandInSession())
 
 

@@ -1,8 +1,9 @@
 """An in-process stand-in for the loaded Julia session (``ODERNNBridge`` + ``seval``).
 
-It mimics the *interface* of ``julia_src/ODERNNBridge.jl`` as seen through juliacall —
-tuples of column-major arrays, Julia-style error messages, the tableau-name shim — so that
-the Python glue can be tested where Julia is absent.  Glue tests prove nothing about Julia
+It mimics the *interface* of ``src/ODERNNBridge.jl`` as seen through juliacall — tuples
+of column-major arrays, Julia-style error messages, the tableau-name lookup — and of
+``diffeqpy.ode`` as the diffeqpy backend uses it, so that the Python glue can be tested
+where Julia is absent.  Glue tests prove nothing about Julia
 itself.
 """
 
@@ -78,26 +79,21 @@ class _Module:
         self.calls: list[str] = []
         self.received_A: np.ndarray | None = None
 
-    # shim -------------------------------------------------------------------------------
+    # tableau lookup -----------------------------------------------------------------------
     def tableau_modules(self) -> list[str]:
         return list(self._modules)
 
-    def naming_scheme(self) -> str:
-        return jlglue.select_scheme(self._modules)
-
     def find_constructor(self, name: str) -> tuple[str, str]:
-        base = name[len("construct"):] if name.startswith("construct") else name
-        catalogue = _REVERSE.get(base, base)
+        catalogue = _REVERSE.get(name, name)
         try:
-            if base in _NOT_TABLEAU_NAMES:
-                raise ob.UnknownMethodError(base)
-            ob.get_method(catalogue)
+            if name in _NOT_TABLEAU_NAMES or not name:
+                raise ob.UnknownMethodError(name)
+            m = ob.get_method(catalogue)
         except ob.UnknownMethodError:
-            raise FakeJuliaError(f'ArgumentError: unknown tableau "{name}": neither {base}() nor '
-                                 f'construct{base}() in {", ".join(self._modules)}') from None
-        scheme = self.naming_scheme()
-        module = self._modules[0]
-        return catalogue, f"{module}.{base if scheme == 'split' else 'construct' + base}"
+            raise FakeJuliaError(f'ArgumentError: unknown tableau "{name}": no function {name}() in '
+                                 f'{", ".join(self._modules)}') from None
+        module = self._modules[0] if m.kind == "explicit" else self._modules[1]
+        return catalogue, f"{module}.{name}"
 
     def find_tableau(self, name: str) -> _Tab:
         catalogue, _ = self.find_constructor(name)
@@ -156,8 +152,9 @@ class _Module:
 
     def solve_reference(self, f: Any, u0: Any, tspan: Any, p: Any, saveat: Any, *, abstol: float = 1e-14,
                         reltol: float = 1e-14, bigfloat: bool = False, alg: str = "Vern9") -> tuple:
-        if alg not in ("Vern9", "Vern7", "Tsit5"):
-            raise FakeJuliaError(f"ArgumentError: alg: OrdinaryDiffEq 7.0.0-standin has no algorithm {alg}")
+        if alg not in jlglue.REFERENCE_ALGS:
+            raise FakeJuliaError(f"ArgumentError: alg: expected one of {', '.join(sorted(jlglue.REFERENCE_ALGS))}, "
+                                 f"got {alg!r}")
 
         def rhs(t: float, y: np.ndarray) -> np.ndarray:
             du = np.zeros_like(y)
@@ -194,9 +191,8 @@ class _Module:
 class StandInSession:
     """Plays the loaded session: ``seval`` (Julia source -> callable), ``mod``, ``error_type``."""
 
-    def __init__(self, modules: list[str] | None = None) -> None:
-        self.mod = _Module(modules or ["OrdinaryDiffEqExplicitTableaus", "OrdinaryDiffEqImplicitTableaus",
-                                       "DiffEqDevTools"])
+    def __init__(self) -> None:
+        self.mod = _Module(["OrdinaryDiffEqExplicitTableaus", "OrdinaryDiffEqImplicitTableaus"])
         self.error_type = FakeJuliaError
         self.juliacall_version = "0.9.99-standin"
         self.sevaled: list[str] = []
@@ -214,3 +210,17 @@ class StandInSession:
 
                 return f
         raise FakeJuliaError(f"ParseError: cannot evaluate {src[:40]!r} in the stand-in")
+
+
+class DiffeqpyStandInSession(StandInSession):
+    """Plays the diffeqpy session of ``backend="diffeqpy"``: ``seval`` of the problems'
+    Julia right-hand sides and ``solve_reference`` (what ``SOLVE_SRC`` does with
+    ``diffeqpy.ode``), here with SciPy's DOP853."""
+
+    def solve_reference(self, f: Any, u0: Any, tspan: Any, p: Any, saveat: Any, *, abstol: float, reltol: float,
+                        alg: str, bigfloat: bool) -> tuple:
+        self.mod.calls.append(f"diffeqpy.solve({alg}, bigfloat={bigfloat})")
+        return self.mod.solve_reference(f, u0, tspan, p, saveat, abstol=abstol, reltol=reltol, alg=alg)
+
+    def versions(self) -> dict[str, str]:
+        return {"OrdinaryDiffEq": "7.0.0-standin"}

@@ -1,15 +1,13 @@
-"""The Julia side: source parses, manifests agree, absence is fast, glue against a stand-in,
-and (where Julia exists) the real thing."""
+"""The Julia backend: absence is fast, glue against a stand-in, and (where Julia exists) the
+real thing.  Static checks of the Julia package: test_julia_package.py; detection and the
+setup command: test_julia_env.py."""
 
 from __future__ import annotations
 
-import json
-import re
 import subprocess
 import sys
 import textwrap
 import time
-import tomllib
 import warnings
 from pathlib import Path
 
@@ -21,120 +19,13 @@ from odernn_bridge.errors import ConvergenceError, JuliaUnavailableError, NonFin
 from odernn_bridge.reference import backend as backend_mod
 from odernn_bridge.reference import get_backend, get_problem
 from odernn_bridge.reference import julia as jlglue
-from odernn_bridge.reference.julia import JuliaBackend, detect, select_scheme, tableau_name, to_numpy, translate_error
+from odernn_bridge.reference.julia import JuliaBackend, detect, tableau_name, to_numpy, translate_error
 
 from .conftest import julia_or_skip
 from .julia_standin import FakeJuliaError, StandInSession
 
 ROOT = Path(__file__).resolve().parents[2]
-JL = ROOT / "julia_src" / "ODERNNBridge.jl"
-
-
-# -- static checks (CI without Julia) ---------------------------------------------------------
-
-def test_julia_source_parses() -> None:
-    import tree_sitter
-    import tree_sitter_julia
-
-    parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_julia.language()))
-    tree = parser.parse(JL.read_bytes())
-    assert tree.root_node.has_error is False
-    text = JL.read_text()
-    # the functions the Python glue calls are defined in the module
-    for fn in ("export_tableau", "find_tableau", "tableau_from_arrays", "solve_fixed", "step_many",
-               "solve_reference", "stability", "real_stability_interval", "imag_stability_interval",
-               "convergence", "versions", "naming_scheme", "tableau_modules"):
-        assert re.search(rf"^(function )?{fn}\(", text, flags=re.M), fn
-
-
-def test_problem_julia_rhs_parse() -> None:
-    import tree_sitter
-    import tree_sitter_julia
-
-    parser = tree_sitter.Parser(tree_sitter.Language(tree_sitter_julia.language()))
-    for name in ob.reference.list_problems():
-        src = get_problem(name).julia_rhs
-        assert src and parser.parse(src.encode()).root_node.has_error is False, name
-
-
-def test_project_toml_and_juliapkg_json_agree() -> None:
-    project = tomllib.loads((ROOT / "Project.toml").read_text())
-    pkg = json.loads((ROOT / "odernn_bridge" / "juliapkg.json").read_text())
-    assert project["name"] == "ODERNNBridge"
-    uuid = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-    assert uuid.match(project["uuid"])
-    deps = project["deps"]
-    assert {"OrdinaryDiffEq", "DiffEqDevTools", "DiffEqBase"} <= set(deps)
-    assert deps["OrdinaryDiffEq"] == "1dea7af3-3e70-54e6-95c3-0bf5283fa5ed"
-    assert deps["DiffEqBase"] == "2b5f629d-d688-5b77-993f-72d75c75574e"
-    assert deps["DiffEqDevTools"] == "f3b72e0c-5b89-59e1-b016-84e28bfd966d"
-    assert set(project["compat"]) == set(deps) | {"julia"}
-    assert set(pkg["packages"]) == set(deps)
-    for name, entry in pkg["packages"].items():
-        assert entry["uuid"] == deps[name] and entry["version"] == project["compat"][name]
-    # the UUIDs the Julia source hard-codes for the split tableau packages
-    text = JL.read_text()
-    for name in ("OrdinaryDiffEqExplicitTableaus", "OrdinaryDiffEqImplicitTableaus"):
-        assert deps[name] in text
-
-
-def test_julia_source_imports_only_declared_packages() -> None:
-    """Every package ODERNNBridge.jl imports is a declared dependency, and ExplicitRK comes
-    from its sublibrary: OrdinaryDiffEq v7 re-exports only Tsit5, Vern6-9, Rosenbrock23,
-    Rodas5P, FBDF and the defaults (SciML/OrdinaryDiffEq.jl src/OrdinaryDiffEq.jl, PR #3249)."""
-    text = JL.read_text()
-    deps = tomllib.loads((ROOT / "Project.toml").read_text())["deps"]
-    imported = set(re.findall(r"^(?:import|using) (\w+)", text, flags=re.M))
-    assert imported and imported <= set(deps), imported - set(deps)
-    assert deps["OrdinaryDiffEqExplicitRK"] == "9286f039-9fbf-40e8-bf65-aa933bdc4db0"
-    assert "OrdinaryDiffEq.ExplicitRK" not in text
-    assert "OrdinaryDiffEqExplicitRK.ExplicitRK(tableau = tab)" in text
-    # 𝒪est is read in Julia, never through Python attribute access (NFKC turns it into Oest)
-    glue = re.sub(r"``[^`]*``", "", (ROOT / "odernn_bridge" / "reference" / "julia.py").read_text())
-    assert "sim.𝒪est[:final]" in text and "𝒪" not in glue
-
-
-def _compat_ranges(spec: str) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
-    """Julia/juliapkg caret compat specifier -> [lo, hi) version ranges (as juliapkg parses it)."""
-    out = []
-    for part in spec.split(","):
-        part = part.strip().lstrip("^")
-        assert re.fullmatch(r"\d+(\.\d+){0,2}", part), spec
-        nums = tuple(int(x) for x in part.split("."))
-        lo = nums + (0,) * (3 - len(nums))
-        if lo[0] != 0 or len(nums) < 2:
-            hi = (lo[0] + 1, 0, 0)
-        elif lo[1] != 0 or len(nums) < 3:
-            hi = (0, lo[1] + 1, 0)
-        else:
-            hi = (0, 0, lo[2] + 1)
-        out.append((lo, hi))
-    return out
-
-
-def _allows(spec: str, version: str) -> bool:
-    v = tuple(int(x) for x in version.split("."))
-    return any(lo <= v < hi for lo, hi in _compat_ranges(spec))
-
-
-def test_compat_bounds_admit_both_generations() -> None:
-    """The bounds admit the two coherent package generations (read from each package's own
-    Project.toml in SciML/OrdinaryDiffEq.jl and SciML/DiffEqDevTools.jl)."""
-    compat = tomllib.loads((ROOT / "Project.toml").read_text())["compat"]
-    v6_era = {  # OrdinaryDiffEqExplicitTableaus/ImplicitTableaus 1.0.0 need DiffEqBase 6.194;
-        "OrdinaryDiffEq": "6.100.0", "DiffEqBase": "6.194.0", "DiffEqDevTools": "2.45.0",
-        "OrdinaryDiffEqExplicitRK": "1.5.0",  # DiffEqBase 6.176, SciMLBase 2.99
-        "OrdinaryDiffEqExplicitTableaus": "1.0.0", "OrdinaryDiffEqImplicitTableaus": "1.0.0"}
-    v7_era = {  # DiffEqDevTools 3.1.2 and ImplicitTableaus 2.0.3 need DiffEqBase 7
-        "OrdinaryDiffEq": "7.0.0", "DiffEqBase": "7.5.8", "DiffEqDevTools": "3.1.2",
-        "OrdinaryDiffEqExplicitRK": "2.0.1",
-        "OrdinaryDiffEqExplicitTableaus": "2.0.0", "OrdinaryDiffEqImplicitTableaus": "2.0.3"}
-    for era in (v6_era, v7_era):
-        for name, version in era.items():
-            assert _allows(compat[name], version), (name, version, compat[name])
-    # below 6.194 no tableau package resolves: the bound says so instead of pretending
-    assert not _allows(compat["DiffEqBase"], "6.193.0")
-    assert _allows(compat["julia"], "1.10.0") and not _allows(compat["julia"], "1.9.4")
+JL = ROOT / "src" / "ODERNNBridge.jl"
 
 
 # -- absence: fast, clear, never hanging ---------------------------------------------------------
@@ -211,16 +102,13 @@ def test_name_mapping_only_joins_identical_methods(standin: JuliaBackend) -> Non
 
 
 @pytest.mark.glue
-def test_version_shim_selection() -> None:
-    assert select_scheme(["OrdinaryDiffEqExplicitTableaus", "DiffEqDevTools"]) == "split"
-    assert select_scheme(["OrdinaryDiffEqImplicitTableaus", "DiffEqDevTools"]) == "split"
-    assert select_scheme(["DiffEqDevTools", "OrdinaryDiffEqExplicitRK"]) == "construct"
-    new = JuliaBackend(session=StandInSession())
-    old = JuliaBackend(session=StandInSession(modules=["DiffEqDevTools"]))
-    assert new.version_info()["naming_scheme"] == "split"
-    assert old.version_info()["naming_scheme"] == "construct"
-    assert "DiffEqDevTools.constructTsitouras5" in old.tableau("Tsit5").description
-    assert "OrdinaryDiffEqExplicitTableaus.Tsitouras5" in new.tableau("Tsit5").description
+def test_tableau_source_is_the_split_package(standin: JuliaBackend) -> None:
+    """Explicit tableaux come from OrdinaryDiffEqExplicitTableaus, implicit ones from
+    OrdinaryDiffEqImplicitTableaus (no construct* fallback: those names died with v6)."""
+    assert "OrdinaryDiffEqExplicitTableaus.Tsitouras5" in standin.tableau("Tsit5").description
+    assert "OrdinaryDiffEqImplicitTableaus.GL4" in standin.tableau("GL4").description
+    assert standin.tableau("constructRK4").order == 4      # an old name still reaches RK4()
+    assert "naming_scheme" not in standin.version_info()
 
 
 @pytest.mark.glue
@@ -259,6 +147,9 @@ def test_convergence_orders_for_any_step_ratio(standin: JuliaBackend) -> None:
         standin.convergence("vanderpol", "RK4", [0.1])
     with pytest.raises(ValueError, match="alg"):
         standin.solve("vanderpol", alg="Rodas4", saveat=[1.0])
+    with pytest.raises(ValueError, match="alg"):       # never an arbitrary Julia binding
+        standin.solve("vanderpol", alg="SciMLBase", saveat=[1.0])
+    assert "solve_reference" not in standin.session.mod.calls
 
 
 @pytest.mark.glue
@@ -283,12 +174,13 @@ def test_session_loading_through_a_fake_juliacall(monkeypatch: pytest.MonkeyPatc
     fake.JuliaError = FakeJuliaError
     fake.__version__ = "0.9.99-fake"
     monkeypatch.setitem(sys.modules, "juliacall", fake)
-    monkeypatch.setenv("PYTHON_JULIAPKG_OFFLINE", "yes")
+    monkeypatch.delenv("PYTHON_JULIAPKG_OFFLINE", raising=False)
     fail = False
     session = jlglue._load_session()
     assert session.mod == "module-ODERNNBridge" and session.error_type is FakeJuliaError
     path = str(jlglue.julia_source_path()).replace("\\", "\\\\")
     assert sevaled[0] == f'Base.include(@__MODULE__, "{path}")' and sevaled[1] == "ODERNNBridge"
+    assert "PYTHON_JULIAPKG_OFFLINE" not in __import__("os").environ   # real use is not forced offline
     fail = True
     with pytest.raises(JuliaUnavailableError, match="failed to load"):
         jlglue._load_session()
@@ -308,19 +200,11 @@ def test_error_translation(standin: JuliaBackend) -> None:
 
 
 @pytest.mark.glue
-def test_diffeqpy_only_with_julia_on_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(jlglue.shutil, "which", lambda name: None)
-    start = time.perf_counter()
-    with pytest.raises(JuliaUnavailableError, match="PATH"):
-        jlglue.diffeqpy_module()       # never reaches diffeqpy's interactive installer
-    assert time.perf_counter() - start < 0.5
-    assert jlglue._diffeqpy_version() is None
-
-
-@pytest.mark.glue
 def test_source_path_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    # the packaged copy (odernn_bridge/julia, a link for wheels) and julia_src are one file
+    # the packaged copy (odernn_bridge/julia: a link to src/ here, a real file in wheels) and
+    # the documented julia_src/ link are all src/ODERNNBridge.jl
     assert jlglue.julia_source_path().resolve() == JL.resolve()
+    assert (ROOT / "julia_src" / "ODERNNBridge.jl").resolve() == JL.resolve()
     alt = tmp_path / "ODERNNBridge.jl"
     alt.write_text("module ODERNNBridge end")
     monkeypatch.setenv("ODERNN_BRIDGE_JULIA_SRC", str(alt))
