@@ -3,6 +3,8 @@ backend cannot do by design -- see ``Backend.capabilities`` -- are skipped for i
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from odernn_bridge.reference import get_backend
@@ -20,16 +22,23 @@ BACKEND_PARAMS = [
 ]
 
 
+def _skip_or_fail(what: str, reason: str) -> None:
+    # .ci/julia sets ODERNN_REQUIRE_JULIA=1: there an unusable Julia is a failure, not a skip
+    if os.environ.get("ODERNN_REQUIRE_JULIA"):
+        pytest.fail(f"{what} required (ODERNN_REQUIRE_JULIA) but not available: {reason}")
+    pytest.skip(f"{what} not available here: {reason.split(';')[0]}")
+
+
 def julia_or_skip() -> None:
     ok, reason = detect()
     if not ok:
-        pytest.skip(f"Julia backend not available here: {reason.split(';')[0]}")
+        _skip_or_fail("Julia backend", reason)
 
 
 def diffeqpy_or_skip() -> None:
     ok, reason = detect_diffeqpy()
     if not ok:
-        pytest.skip(f"diffeqpy backend not available here: {reason.split(';')[0]}")
+        _skip_or_fail("diffeqpy backend", reason)
 
 
 def needs(backend, capability: str) -> None:
