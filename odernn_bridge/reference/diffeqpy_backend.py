@@ -32,8 +32,9 @@ import numpy as np
 
 from ..errors import JuliaUnavailableError, UnsupportedOperationError
 from ..methods.tableau import ButcherTableau
-from .backend import Backend, Method, Solution
-from .julia import REFERENCE_ALGS, to_numpy, translate_error
+from .backend import Method, Solution
+from .julia import (REFERENCE_ALGS, JuliaSessionBackend, cached_detection, reset_cached_detection, to_numpy,
+                    translate_error)
 from .julia_env import probe_diffeqpy
 from .problems import Problem, get_problem
 
@@ -50,7 +51,7 @@ SOLVE_SRC = """function (ode, f, u0, tspan, p, saveat, abstol, reltol, alg, bigf
     return (Vector{Float64}(Float64.(sol.t)), permutedims(reduce(hcat, [Float64.(u) for u in sol.u])))
 end""".replace("ALGS", ", ".join(f'"{a}"' for a in REFERENCE_ALGS))
 
-_STATE: dict[str, Any] = {"checked": False, "reason": None, "session": None}
+_STATE: dict[str, Any] = {"checked": False, "reason": None, "session": None, "probe": None}
 _LOCK = threading.Lock()
 
 
@@ -85,26 +86,12 @@ class _Session:
 def detect_diffeqpy() -> tuple[bool, str]:
     """``(usable, reason)`` for diffeqpy; cached.  Offline checks first (under a second when
     Julia is absent or does not answer), then diffeqpy is imported."""
-    with _LOCK:
-        if not _STATE["checked"]:
-            found = probe_diffeqpy()
-            _STATE["session"] = None
-            _STATE["reason"] = found.reason
-            if found.ok:
-                try:
-                    _STATE["session"] = _Session()
-                    _STATE["reason"] = ""
-                except JuliaUnavailableError as exc:
-                    _STATE["reason"] = str(exc)
-            _STATE["checked"] = True
-        return _STATE["session"] is not None, _STATE["reason"]
+    return cached_detection(_STATE, _LOCK, probe_diffeqpy, _Session)
 
 
 def reset_detection() -> None:
     """Forget a cached "unavailable" answer (after ``odernn julia setup --diffeqpy``)."""
-    with _LOCK:
-        if _STATE["session"] is None:
-            _STATE.update(checked=False, reason=None)
+    reset_cached_detection(_STATE, _LOCK)
 
 
 def _diffeqpy_version() -> str:
@@ -116,7 +103,7 @@ def _diffeqpy_version() -> str:
         return "unknown"
 
 
-class DiffeqpyBackend(Backend):
+class DiffeqpyBackend(JuliaSessionBackend):
     """diffeqpy's OrdinaryDiffEq as the source of reference solutions (see module docstring).
 
     ``session`` injects a loaded diffeqpy (or an in-process stand-in for glue tests).
@@ -128,29 +115,13 @@ class DiffeqpyBackend(Backend):
     name = "diffeqpy"
     capabilities = frozenset({"reference"})
 
-    def __init__(self, session: Any | None = None, *, bigfloat_ground_truth: bool = True) -> None:
-        self._session = session
-        self._rhs_cache: dict[str, Any] = {}
-        self.bigfloat_ground_truth = bigfloat_ground_truth
+    @staticmethod
+    def _detect() -> tuple[bool, str]:
+        return detect_diffeqpy()
 
-    # -- availability -----------------------------------------------------------------------
-    def available(self) -> bool:
-        return self._session is not None or detect_diffeqpy()[0]
-
-    def unavailable_reason(self) -> str:
-        return "" if self.available() else detect_diffeqpy()[1]
-
-    def ensure_available(self) -> None:
-        """Raise :class:`JuliaUnavailableError` (fast) unless diffeqpy is usable."""
-        if not self.available():
-            raise JuliaUnavailableError(f"backend='diffeqpy': {detect_diffeqpy()[1]}")
-
-    @property
-    def session(self) -> Any:
-        if self._session is None:
-            self.ensure_available()
-            self._session = _STATE["session"]
-        return self._session
+    @staticmethod
+    def _state() -> dict[str, Any]:
+        return _STATE
 
     def version_info(self) -> dict[str, str]:
         info = {"diffeqpy": _diffeqpy_version()}
@@ -169,10 +140,6 @@ class DiffeqpyBackend(Backend):
     def supports(self, method: str | Method) -> bool:
         return False
 
-    def handles(self, problem: Problem | str) -> bool:
-        prob = get_problem(problem)
-        return prob.julia_rhs is not None and not prob.segmented
-
     def step(self, problem: Problem | str, method: str | Method, t: float, u: np.ndarray, dt: float,
              segment: int = 0) -> np.ndarray:
         raise self._unsupported("stepping a given tableau")
@@ -187,18 +154,6 @@ class DiffeqpyBackend(Backend):
         raise self._unsupported("stability intervals")
 
     # -- references ---------------------------------------------------------------------------
-    def _rhs(self, prob: Problem) -> Any:
-        if not self.handles(prob):
-            raise ValueError(f"problem: {prob.name!r} has no Julia right-hand side (julia_rhs) or has an input "
-                             "sequence; use the SciPy backend for it")
-        src = prob.julia_rhs
-        if src not in self._rhs_cache:
-            try:
-                self._rhs_cache[src] = self.session.seval(src)
-            except self.session.error_type as exc:
-                raise translate_error(exc) from exc
-        return self._rhs_cache[src]
-
     def _reference(self, prob: Problem, times: np.ndarray, *, alg: str, rtol: float, atol: float,
                    bigfloat: bool) -> np.ndarray:
         f = self._rhs(prob)
@@ -234,15 +189,6 @@ class DiffeqpyBackend(Backend):
         atol = 1e-14 if atol is None else float(atol)
         U = self._reference(prob, times, alg=alg, rtol=rtol, atol=atol, bigfloat=False)
         return Solution(times, U, self.name, f"diffeqpy.ode.{alg}", alg=alg, rtol=rtol, atol=atol)
-
-    def reference(self, problem: Problem | str, saveat: Sequence[float] | np.ndarray) -> np.ndarray:
-        prob = get_problem(problem)
-        from .scipy_backend import _times
-
-        times = _times(prob, saveat)
-        if prob.exact is not None:
-            return np.stack([np.asarray(prob.exact(float(t)), dtype=np.float64) for t in times])
-        return self.solve(prob, saveat=times).u
 
     def ground_truth(self, problem: Problem | str, saveat: Sequence[float] | np.ndarray) -> np.ndarray:
         """Vern9 in BigFloat at 1e-25 tolerances (the exact solution where known)."""

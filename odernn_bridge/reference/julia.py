@@ -36,7 +36,7 @@ import re
 import threading
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -46,7 +46,7 @@ from .backend import Backend, Method, Solution, _as_method
 from .julia_env import INSTALL_HINT, probe
 from .problems import Problem, get_problem
 
-__all__ = ["JuliaBackend", "resolve_method", "detect", "reset_detection", "tableau_name", "TABLEAU_NAMES",
+__all__ = ["JuliaBackend", "JuliaSessionBackend", "resolve_method", "detect", "reset_detection", "tableau_name", "TABLEAU_NAMES",
            "INSTALL_HINT", "REFERENCE_ALGS", "julia_source_path", "translate_error", "to_numpy"]
 
 #: adaptive reference algorithms (ODERNNBridge.REFERENCE_ALGORITHMS; OrdinaryDiffEq v7 exports them)
@@ -182,40 +182,113 @@ def _julia_string(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
 
 
+def cached_detection(state: dict[str, Any], lock: threading.Lock, check: Callable[[], Any],
+                     load: Callable[[], Any]) -> tuple[bool, str]:
+    """``(usable, reason)`` of a Julia route, cached in ``state``: the offline ``check`` first
+    (a :class:`~odernn_bridge.reference.julia_env.Probe`), ``load`` only when it passes."""
+    with lock:
+        if not state["checked"]:
+            state["session"] = None
+            found = check()
+            state["probe"] = found
+            state["reason"] = found.reason
+            if found.ok:
+                try:
+                    state["session"] = load()
+                    state["reason"] = ""
+                except JuliaUnavailableError as exc:
+                    state["reason"] = str(exc)
+            state["checked"] = True
+        return state["session"] is not None, state["reason"]
+
+
+def reset_cached_detection(state: dict[str, Any], lock: threading.Lock) -> None:
+    """Forget a cached "unavailable" answer; a loaded session is kept."""
+    with lock:
+        if state["session"] is None:
+            state.update(checked=False, reason=None, probe=None)
+
+
 def detect() -> tuple[bool, str]:
     """``(usable, reason)``; cached.  The offline checks of :func:`julia_env.probe` come first
     (under a second when Julia is absent or does not answer); juliacall is imported and the
     module loaded only when they pass."""
-    with _LOCK:
-        if not _STATE["checked"]:
-            _STATE["session"] = None
-            found = probe()
-            _STATE["probe"] = found
-            if not found.ok:
-                _STATE["reason"] = found.reason
-            else:
-                try:
-                    _STATE["session"] = _load_session()
-                    _STATE["reason"] = ""
-                except JuliaUnavailableError as exc:
-                    _STATE["reason"] = str(exc)
-            _STATE["checked"] = True
-        return _STATE["session"] is not None, _STATE["reason"]
+    return cached_detection(_STATE, _LOCK, probe, _load_session)
 
 
 def reset_detection() -> None:
-    """Forget a cached "unavailable" answer (after installing Julia or running the setup);
-    a loaded session is kept."""
-    with _LOCK:
-        if _STATE["session"] is None:
-            _STATE.update(checked=False, reason=None, probe=None)
+    """Forget a cached "unavailable" answer (after installing Julia or running the setup)."""
+    reset_cached_detection(_STATE, _LOCK)
 
 
 # ---------------------------------------------------------------------------------------
 # the backend
 # ---------------------------------------------------------------------------------------
 
-class JuliaBackend(Backend):
+class JuliaSessionBackend(Backend):
+    """What the two Julia backends share: a session loaded on first use (or injected — an
+    in-process stand-in for glue tests), availability from their detection, the problems'
+    Julia right-hand sides compiled once, and exact solutions where a problem has one."""
+
+    def __init__(self, session: Any | None = None, *, bigfloat_ground_truth: bool = True) -> None:
+        self._session = session
+        self._rhs_cache: dict[str, Any] = {}
+        self.bigfloat_ground_truth = bigfloat_ground_truth
+
+    # detection of this backend: ``(usable, reason)`` and the cache holding the session
+    @staticmethod
+    def _detect() -> tuple[bool, str]:
+        return detect()
+
+    @staticmethod
+    def _state() -> dict[str, Any]:
+        return _STATE
+
+    # -- availability -----------------------------------------------------------------
+    def available(self) -> bool:
+        return self._session is not None or self._detect()[0]
+
+    def unavailable_reason(self) -> str:
+        return "" if self.available() else self._detect()[1]
+
+    def ensure_available(self) -> None:
+        """Raise :class:`JuliaUnavailableError` (fast) unless the backend is usable."""
+        if not self.available():
+            reason = self._detect()[1] or f"Julia is not available; {INSTALL_HINT}"
+            raise JuliaUnavailableError(reason if self.name == "julia" else f"backend={self.name!r}: {reason}")
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            self.ensure_available()
+            self._session = self._state()["session"]
+        return self._session
+
+    # -- problems ---------------------------------------------------------------------------
+    def handles(self, problem: Problem | str) -> bool:
+        prob = get_problem(problem)
+        return prob.julia_rhs is not None and not prob.segmented
+
+    def _rhs(self, prob: Problem) -> Any:
+        if not self.handles(prob):
+            raise ValueError(f"problem: {prob.name!r} has no Julia right-hand side (julia_rhs) or has an input "
+                             "sequence; use the SciPy backend for it")
+        src = prob.julia_rhs
+        if src not in self._rhs_cache:
+            try:
+                self._rhs_cache[src] = self.session.seval(src)
+            except self.session.error_type as exc:
+                raise translate_error(exc) from exc
+        return self._rhs_cache[src]
+
+    def reference(self, problem: Problem | str, saveat: Sequence[float] | np.ndarray) -> np.ndarray:
+        prob = get_problem(problem)
+        if prob.exact is not None:
+            return np.stack([np.asarray(prob.exact(float(t)), dtype=np.float64) for t in _saveat(prob, saveat)])
+        return self.solve(prob, saveat=saveat).u
+
+
+class JuliaBackend(JuliaSessionBackend):
     """OrdinaryDiffEq / DiffEqDevTools as the reference (see module docstring).
 
     ``session`` injects an already loaded Julia (or an in-process stand-in for glue tests);
@@ -225,31 +298,8 @@ class JuliaBackend(Backend):
     name = "julia"
 
     def __init__(self, session: Any | None = None, *, bigfloat_ground_truth: bool = True) -> None:
-        self._session = session
-        self._rhs_cache: dict[str, Any] = {}
+        super().__init__(session, bigfloat_ground_truth=bigfloat_ground_truth)
         self._tab_cache: dict[int, tuple[Method, Any]] = {}
-        self.bigfloat_ground_truth = bigfloat_ground_truth
-
-    # -- availability -----------------------------------------------------------------
-    def available(self) -> bool:
-        if self._session is not None:
-            return True
-        return detect()[0]
-
-    def unavailable_reason(self) -> str:
-        return "" if self.available() else detect()[1]
-
-    def ensure_available(self) -> None:
-        """Raise :class:`JuliaUnavailableError` (fast) unless Julia is usable."""
-        if not self.available():
-            raise JuliaUnavailableError(detect()[1] or f"Julia is not available; {INSTALL_HINT}")
-
-    @property
-    def session(self) -> Any:
-        if self._session is None:
-            self.ensure_available()
-            self._session = _STATE["session"]
-        return self._session
 
     def _call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
         s = self.session
@@ -282,10 +332,6 @@ class JuliaBackend(Backend):
         m = _as_method(method)
         return isinstance(m, ButcherTableau) and m.kind == "explicit"
 
-    def handles(self, problem: Problem | str) -> bool:
-        prob = get_problem(problem)
-        return prob.julia_rhs is not None and not prob.segmented
-
     def _jl_tableau(self, method: Method) -> Any:
         if not isinstance(method, ButcherTableau):
             raise TypeError(f"method: the Julia backend runs Runge-Kutta tableaux, got {type(method).__name__}")
@@ -301,18 +347,6 @@ class JuliaBackend(Backend):
             self._tab_cache[key] = (method, tab)
             return tab
         return hit[1]
-
-    def _rhs(self, prob: Problem) -> Any:
-        if not self.handles(prob):
-            raise ValueError(f"problem: {prob.name!r} has no Julia right-hand side (julia_rhs) or has an input "
-                             "sequence; use the SciPy backend for it")
-        src = prob.julia_rhs
-        if src not in self._rhs_cache:
-            try:
-                self._rhs_cache[src] = self.session.seval(src)
-            except self.session.error_type as exc:
-                raise translate_error(exc) from exc
-        return self._rhs_cache[src]
 
     def _args(self, prob: Problem) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
         return (self._rhs(prob), np.array(prob.u0, dtype=np.float64), np.array(prob.tspan, dtype=np.float64),
@@ -363,12 +397,6 @@ class JuliaBackend(Backend):
         f, _, _, p = self._args(prob)
         out = to_numpy(self._call("step_many", f, U, float(t), float(dt), p, self._jl_tableau(m)))
         return out.reshape(u.shape)
-
-    def reference(self, problem: Problem | str, saveat: Sequence[float] | np.ndarray) -> np.ndarray:
-        prob = get_problem(problem)
-        if prob.exact is not None:
-            return np.stack([np.asarray(prob.exact(float(t)), dtype=np.float64) for t in _saveat(prob, saveat)])
-        return self.solve(prob, saveat=saveat).u
 
     def ground_truth(self, problem: Problem | str, saveat: Sequence[float] | np.ndarray) -> np.ndarray:
         """Vern9 in BigFloat at 1e-25 tolerances (exact solution where known)."""

@@ -60,7 +60,7 @@ def _script(folder: Path, name: str, body: str) -> Path:
 def cold(monkeypatch: pytest.MonkeyPatch):
     """Cold detection caches for both Julia routes, restored afterwards."""
     monkeypatch.setattr(jlglue, "_STATE", {"checked": False, "reason": None, "session": None, "probe": None})
-    monkeypatch.setattr(dqmod, "_STATE", {"checked": False, "reason": None, "session": None})
+    monkeypatch.setattr(dqmod, "_STATE", {"checked": False, "reason": None, "session": None, "probe": None})
     monkeypatch.setattr(backend_mod, "_INSTANCES", {})
     monkeypatch.delenv("PYTHON_JULIAPKG_EXE", raising=False)
     monkeypatch.delenv("ODERNN_JULIA_PROBE_TIMEOUT", raising=False)
