@@ -289,3 +289,25 @@ def test_julia_prefix_plugin_and_convergence() -> None:
     assert abs(order - 4) < 0.3 and np.all(np.diff(np.log(errs)) < 0)
     bigref = jb.ground_truth("vanderpol", [2.0])
     assert np.max(np.abs(bigref - get_backend("scipy").ground_truth("vanderpol", [2.0]))) < 1e-13
+
+
+@pytest.mark.glue
+def test_validate_through_the_diffeqpy_glue() -> None:
+    """backend="diffeqpy" supplies the references (Float64 grid + BigFloat ground truth at t1)
+    while the method itself is stepped by the NumPy integrator (diffeqpy cannot step a tableau)."""
+    from odernn_bridge.reference.diffeqpy_backend import DiffeqpyBackend
+
+    from .julia_standin import DiffeqpyStandInSession
+
+    dq = DiffeqpyBackend(session=DiffeqpyStandInSession())
+    ds = ob.validate("RK4", "vanderpol", dts=[0.1, 0.05, 0.025, 0.0125], backend=dq)
+    assert ds.attrs["backend"] == "diffeqpy" and ds.attrs["verdict"] == "pass"
+    assert abs(float(ds.observed_order) - 4) < 0.2
+    assert ds.attrs["stepper"] == "scipy fixed-step integrator"
+    assert "diffeqpy=" in ds.attrs["backend_versions"] and "OrdinaryDiffEq=" in ds.attrs["backend_versions"]
+    assert sorted(dq.session.mod.calls) == ["diffeqpy.solve(Vern9, bigfloat=False)",
+                                            "diffeqpy.solve(Vern9, bigfloat=True)"]
+    # the linear problem has an exact solution: no Julia call at all
+    before = len(dq.session.mod.calls)
+    dq.reference("linear", [0.5, 1.0])
+    assert len(dq.session.mod.calls) == before
