@@ -24,7 +24,7 @@ from odernn_bridge.reference import diffeqpy_backend as dqmod
 from odernn_bridge.reference import julia as jlglue
 from odernn_bridge.reference import julia_env
 
-from .. import conftest as root_conftest
+from odernn_bridge.reference import pytest_juliacall
 
 
 #: absolute paths: some tests empty PATH
@@ -70,8 +70,8 @@ def _real_julia_here() -> bool:
     return julia_env.julia_executable() is not None
 
 
-#: juliacall/diffeqpy already imported by the time these tests run (tests/conftest.py does so
-#: where a real Julia can load): then "never imported" cannot be asserted
+#: juliacall/diffeqpy already imported by the time these tests run (the pytest_juliacall plugin
+#: does so where a real Julia can load): then "never imported" cannot be asserted
 PRELOADED = {m for m in ("juliacall", "diffeqpy") if m in sys.modules}
 
 
@@ -82,9 +82,11 @@ def _not_imported(*modules: str) -> bool:
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="fake executables are POSIX shell scripts")
 
 
-def test_torch_is_imported_after_the_juliacall_hook() -> None:
-    # tests/conftest.py imports juliacall (where Julia can load) before anything imports torch
-    assert root_conftest.TORCH_BEFORE_JULIACALL_HOOK is False
+def test_torch_is_imported_after_the_juliacall_plugin() -> None:
+    # the -p plugin (pyproject addopts) ran before any other plugin or conftest imported torch,
+    # and imported juliacall exactly where Julia can load
+    assert pytest_juliacall.TORCH_ALREADY_IMPORTED is False
+    assert pytest_juliacall.JULIACALL_IMPORTED is jlglue.probe().ok
 
 
 def test_no_julia_both_backends_fail_fast(cold, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
