@@ -46,13 +46,13 @@ from .backend import Backend, Method, Solution, _as_method
 from .julia_env import INSTALL_HINT, probe
 from .problems import Problem, get_problem
 
-__all__ = ["JuliaBackend", "JuliaSessionBackend", "resolve_method", "detect", "reset_detection", "tableau_name", "TABLEAU_NAMES",
-           "INSTALL_HINT", "REFERENCE_ALGS", "julia_source_path", "translate_error", "to_numpy"]
+__all__ = ["JuliaBackend", "JuliaSessionBackend", "resolve_method", "detect", "reset_detection", "tableau_name",
+           "TABLEAU_NAMES", "INSTALL_HINT", "REFERENCE_ALGS", "julia_source_path", "translate_error", "to_numpy"]
 
 #: adaptive reference algorithms (ODERNNBridge.REFERENCE_ALGORITHMS; OrdinaryDiffEq v7 exports them)
 REFERENCE_ALGS = ("Vern9", "Vern8", "Vern7", "Vern6", "Tsit5")
 
-#: catalogue (OrdinaryDiffEq algorithm) name -> DiffEqDevTools / OrdinaryDiffEq*Tableaus name,
+#: catalogue (OrdinaryDiffEq algorithm) name -> OrdinaryDiffEq*Tableaus function name,
 #: only where both name the *same* method.  ``DP8`` (DOP853, 12 stages) has no tableau
 #: constructor: ``DormandPrince8`` is the different 13-stage RK8(7)13M pair (catalogue name
 #: ``DormandPrince8``), so ``DP8`` is deliberately not mapped.
