@@ -165,7 +165,8 @@ class DiffeqpyBackend(JuliaSessionBackend):
         except self.session.error_type as exc:
             raise translate_error(exc) from exc
         t, U = to_numpy(t), to_numpy(U).reshape(len(times), -1)
-        if t.shape != times.shape or not np.allclose(t, times, rtol=0, atol=1e-12 * max(1.0, float(np.max(np.abs(times))))):
+        scale = max(1.0, float(np.max(np.abs(times))))
+        if t.shape != times.shape or not np.allclose(t, times, rtol=0, atol=1e-12 * scale):
             raise UnsupportedOperationError(f"diffeqpy saved at {t.tolist()} instead of {times.tolist()}")
         return U
 

@@ -115,7 +115,8 @@ def _undeclared(source: str, extra: set[str] = frozenset()) -> dict[str, set]:
     allowed = n.defined | CORE | BASE | n.selected | set(extra)
     qualified_bad = {(m, x) for m, x in n.qualified
                      if m in n.imports and m in UPSTREAM_API and x not in UPSTREAM_API[m]}
-    unknown_modules = {m for m, _ in n.qualified if m[:1].isupper() and m not in n.imports | n.defined | {"Base", "Core"}}
+    known_roots = n.imports | n.defined | {"Base", "Core"}
+    unknown_modules = {m for m, _ in n.qualified if m[:1].isupper() and m not in known_roots}
     return {"calls": n.calls - allowed, "isa": n.isa_types - allowed, "qualified": qualified_bad,
             "modules": unknown_modules}
 
