@@ -108,8 +108,8 @@ class LearnableRKCell(RKCell):
     Args:
         field: the vector field (as for :class:`RKCell`).
         stages: number of stages ``s`` (≤ 12).
-        order: order ``p`` kept during training (≤ 6 and reachable with ``s`` explicit
-            stages: 5 needs 6 stages, 6 needs 7).
+        order: order ``p`` kept during training (≤ 5 and reachable with ``s`` explicit
+            stages: order 5 needs 6 stages).
         init: the starting tableau: a catalogue name or an explicit
             :class:`~odernn_bridge.methods.ButcherTableau` with at most ``s`` stages and
             order ≥ ``p`` (fewer stages are padded with unused zero stages), or

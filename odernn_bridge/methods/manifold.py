@@ -42,8 +42,10 @@ from .trees import Tree, tree_density, trees_up_to
 __all__ = ["ExplicitOrderConditions", "Projection", "max_explicit_order", "MAX_LEARNABLE_ORDER",
            "MAX_LEARNABLE_STAGES"]
 
-#: highest order a learnable tableau may be constrained to (37 trees up to order 6)
-MAX_LEARNABLE_ORDER = 6
+#: highest order a learnable tableau may be constrained to (17 trees up to order 5).  Order 6
+#: is left out: its 37 conditions on 7 stages are dependent (the Jacobian at Butcher's
+#: order-6 methods has rank 23 < 37), Gauss–Newton converges only linearly there.
+MAX_LEARNABLE_ORDER = 5
 #: most stages of a learnable tableau
 MAX_LEARNABLE_STAGES = 12
 
@@ -84,8 +86,8 @@ class ExplicitOrderConditions:
     tableaux, as functions of the packed coefficient vector θ (see the module docstring).
 
     Args:
-        stages: number of stages ``s`` (1 … ``MAX_LEARNABLE_STAGES``).
-        order: order ``p`` (1 … ``MAX_LEARNABLE_ORDER``, and reachable with ``s`` explicit
+        stages: number of stages ``s`` (1 … ``MAX_LEARNABLE_STAGES`` = 12).
+        order: order ``p`` (1 … ``MAX_LEARNABLE_ORDER`` = 5, and reachable with ``s`` explicit
             stages: see :func:`max_explicit_order`).
     """
 
@@ -188,13 +190,17 @@ class ExplicitOrderConditions:
 
     # -- projection ------------------------------------------------------------------------
     def project(self, theta: Any, tol: float = 1e-13, maxiter: int = 50) -> Projection:
-        """Gauss–Newton with minimum-norm steps ``Δθ = −J⁺ r`` (SVD least squares) and
-        backtracking on ‖r‖₂, from ``theta`` until ``max|r| <= tol``.
+        """Gauss–Newton steps of minimum norm, ``Δθ = −Jᵀ(JJᵀ + μI)⁻¹ r``, from ``theta``
+        until ``max|r| <= tol``, with Levenberg–Marquardt damping ``μ``.
 
-        Each iteration costs one residual/Jacobian evaluation and an SVD of a
-        (trees × params) matrix (8×10 for s = p = 4).  Near the manifold the iteration
-        converges quadratically; ``converged`` is False if it stalls (a far-away start, or a
-        point where J loses rank) — callers then keep their previous point.
+        ``μ`` shrinks tenfold after each step that reduces ‖r‖₂ (so near the manifold the
+        steps become the undamped minimum-norm Newton steps ``−J⁺r`` and converge
+        quadratically) and grows tenfold after a rejected one.  The damping keeps the walk
+        short where ``J`` is nearly rank deficient (tiny singular values would otherwise
+        throw the iterate far along the manifold), so the result stays close to the
+        orthogonal projection.  Each iteration costs one residual/Jacobian evaluation and a
+        (trees × trees) solve.  ``converged`` is False when it stalls or runs out of
+        iterations — callers then keep their previous point.
         """
         theta0 = self._check_theta(theta)
         if not (isinstance(tol, (int, float)) and tol > 0):
@@ -203,24 +209,29 @@ class ExplicitOrderConditions:
         x = theta0.copy()
         r, J = self.residual_and_jacobian(x)
         start = res = float(np.abs(r).max())
+        norm = float(r @ r)
+        JJ = J @ J.T
+        mu = 1e-8 * float(np.trace(JJ))  # damping: a small trust region at the start
         it = 0
+        eye = np.eye(len(r))
         while res > tol and it < maxiter:
             it += 1
-            step = np.linalg.lstsq(J, r, rcond=None)[0]
-            norm = float(r @ r)
-            t, accepted = 1.0, False
-            while t >= 1e-6:
-                cand = x - t * step
-                if np.all(np.isfinite(cand)):
-                    rc, Jc = self.residual_and_jacobian(cand)
-                    if float(rc @ rc) < norm:
-                        accepted = True
-                        break
-                t *= 0.5
-            if not accepted:  # no descent direction left: stalled
-                break
-            x, r, J = cand, rc, Jc
-            res = float(np.abs(r).max())
+            try:
+                step = J.T @ np.linalg.solve(JJ + mu * eye, r)
+            except np.linalg.LinAlgError:
+                step = np.linalg.lstsq(J, r, rcond=None)[0]
+            cand = x - step
+            rc, Jc = self.residual_and_jacobian(cand) if np.all(np.isfinite(cand)) else (None, None)
+            new = float(rc @ rc) if rc is not None and np.all(np.isfinite(rc)) else np.inf
+            if new < norm:  # accept; trust the linear model more
+                x, r, J, norm = cand, rc, Jc, new
+                JJ = J @ J.T
+                res = float(np.abs(r).max())
+                mu = mu / 10
+            else:  # reject; shorter, more gradient-like step
+                mu = max(mu, 1e-12 * float(np.trace(JJ))) * 10
+                if mu > 1e6 * float(np.trace(JJ)):
+                    break  # stalled
         return Projection(x, res, start, it, res <= tol, float(np.linalg.norm(x - theta0)))
 
     # -- stability polynomial ------------------------------------------------------------
