@@ -94,11 +94,13 @@ class _TableauState(nn.Module):
         self.register_buffer("projection_failures", torch.zeros((), dtype=torch.int64, device=device))
 
     def _apply(self, fn: Any, recurse: bool = True) -> "_TableauState":
+        stores = ((self._parameters, "theta"), (self._buffers, "feasible_theta"))
+        saved = [store[name].detach() for store, name in stores]  # float64 values, before a cast
         super()._apply(fn, recurse)
-        for store, name in ((self._parameters, "theta"), (self._buffers, "feasible_theta")):
+        for (store, name), old in zip(stores, saved):
             t = store[name]
-            if t is not None and t.dtype != torch.float64:
-                t.data = t.data.to(torch.float64)
+            if t.dtype != torch.float64:  # a dtype cast: keep the float64 values (moved only)
+                t.data = old.to(device=t.device)
         return self
 
 
@@ -248,9 +250,9 @@ class LearnableRKCell(RKCell):
         """max |Φ(t) − 1/γ(t)| over the trees of order ≤ p at the current coefficients."""
         return float(np.abs(self.conditions.residual(self.theta.detach().cpu().numpy())).max())
 
-    def _build_tableau(self, verify: bool) -> ButcherTableau:
+    def _build_tableau(self) -> ButcherTableau:
         theta = self.theta.detach().cpu().numpy()
-        key = theta.tobytes() + bytes([verify])
+        key = theta.tobytes()
         if self._tableau_cache is not None and self._tableau_cache[0] == key:
             return self._tableau_cache[1]
         A, b = self.conditions.unpack(theta)
@@ -258,7 +260,7 @@ class LearnableRKCell(RKCell):
         digest = hashlib.sha1(theta.tobytes()).hexdigest()[:10]
         name = f"Learnable{self.stages}s{self.order}p-{digest}"
         tab = ButcherTableau([[float(x) for x in row] for row in A], [float(x) for x in b],
-                             order=self.order if verify else None, name=name, verify=verify,
+                             order=self.order, name=name,
                              description=f"learned from {self.init_name} under the order-{self.order} conditions")
         self._tableau_cache = (key, tab)
         return tab
@@ -272,15 +274,12 @@ class LearnableRKCell(RKCell):
         if res > max(1e3 * self.tol, 1e-11):
             raise OrderConditionError(f"tableau: the coefficients are off the order-{self.order} conditions "
                                       f"(max residual {res:.2e}); call cell.project_() first")
-        return self._build_tableau(verify=True)
+        return self._build_tableau()
 
     @property
     def method(self) -> ButcherTableau:  # type: ignore[override]
-        """The tableau the cell integrates with now (order verified when on the manifold)."""
-        try:
-            return self.tableau()
-        except OrderConditionError:
-            return self._build_tableau(verify=False)
+        """Same as :meth:`tableau` (what stability analyses of the cell use)."""
+        return self.tableau()
 
     def extra_repr(self) -> str:
         return (f"stages={self.stages}, order={self.order}, init={self.init_name}, dt={self.dt}, "
