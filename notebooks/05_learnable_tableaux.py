@@ -32,7 +32,6 @@ import json
 
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from torch.utils.data import TensorDataset
 
 import odernn_bridge as ob
