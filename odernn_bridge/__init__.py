@@ -59,6 +59,7 @@ _LAZY: dict[str, str] = {
     "boundary_locus": "odernn_bridge.stability",
     # cells
     "RKCell": "odernn_bridge.cells",
+    "LearnableRKCell": "odernn_bridge.cells",
     "ODERNN": "odernn_bridge.cells",
     "AdaptiveRKCell": "odernn_bridge.cells",
     "MultistepCell": "odernn_bridge.cells",

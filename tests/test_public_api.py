@@ -232,6 +232,15 @@ def test_rkcell_signature_and_one_step():
         cell(torch.randn(5, 2, dtype=torch.float64), h)
 
 
+def test_learnable_rkcell_signature_and_order():
+    assert _params(ob.LearnableRKCell)[:6] == [("field", inspect.Parameter.empty), ("stages", 4), ("order", 4),
+                                               ("init", "RK4"), ("dt", 1.0), ("substeps", 1)]
+    cell = ob.LearnableRKCell(ob.make_field("elman", 3, 4, dtype=torch.float64), stages=4, order=3, dt=0.1)
+    assert isinstance(cell, ob.RKCell) and cell.theta.requires_grad
+    assert cell(torch.randn(5, 3, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)).shape == (5, 4)
+    assert isinstance(cell.tableau(), ob.ButcherTableau) and ob.verify_order(cell.tableau(), tol=1e-12) >= 3
+
+
 def test_a_plain_callable_is_a_vector_field():
     # "A vector field is any callable field(h, x) -> dh/dt on torch tensors"
     cell = ob.RKCell(lambda h, x: -h + x, "RK4", 0.1)

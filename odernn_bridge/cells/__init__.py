@@ -3,6 +3,7 @@
 * :mod:`.fields` — vector fields ``dh/dt = f(h, x)`` (Elman, leaky, gated, antisymmetric,
   user callables) with the input projection split off;
 * :class:`RKCell` — any Butcher tableau (explicit, diagonally implicit, fully implicit);
+* :class:`LearnableRKCell` — an explicit tableau trained under its order conditions;
 * :class:`AdaptiveRKCell` — embedded pairs with per-sample step-size control;
 * :class:`MultistepCell`, :class:`HigherOrderCell`, :class:`CoRNNCell` — memory-t cells;
 * :class:`ODERNN` — the multi-layer layer with ``nn.RNN``'s conventions.
@@ -22,6 +23,7 @@ from .fields import (
 )
 from .higher_order import AugmentedField, CoRNNCell, CoRNNField, HigherOrderCell
 from .layer import ODERNN
+from .learnable import LearnableRKCell
 from .multistep import MultistepCell
 from .rk import RKCell
 
@@ -36,6 +38,7 @@ __all__ = [
     "make_field",
     "FIELDS",
     "RKCell",
+    "LearnableRKCell",
     "AdaptiveRKCell",
     "MultistepCell",
     "HigherOrderCell",

@@ -27,7 +27,8 @@ class ODERNN(nn.Module):
     ``field``: a name for :func:`make_field`, a :class:`VectorField` (``num_layers=1``
     only) or a factory ``(input_size, hidden_size, bias) -> VectorField``.  ``method``: a
     catalogue name or a ButcherTableau (→ :class:`RKCell`, or :class:`AdaptiveRKCell`
-    with ``adaptive=True``) or a LinearMultistep (→ :class:`MultistepCell`).  Extra
+    with ``adaptive=True``), a LinearMultistep (→ :class:`MultistepCell`) or ``"learnable"``
+    (→ :class:`LearnableRKCell`; ``stages``, ``order``, ``init``, … go to the cells).  Extra
     keyword arguments go to the cells.
 
     >>> import torch
@@ -60,8 +61,10 @@ class ODERNN(nn.Module):
         self.dt = check_dt(dt)
         from .higher_order import SECOND_ORDER_SCHEMES
 
+        learnable = isinstance(method, str) and method.lower() == "learnable"
         second_order = isinstance(method, str) and method.lower() in SECOND_ORDER_SCHEMES
-        m = get_method(method) if isinstance(method, str) and not second_order else method
+        m = "learnable" if learnable else (
+            get_method(method) if isinstance(method, str) and not second_order else method)
         adaptive = bool(cell_kwargs.pop("adaptive", False))
         cells = []
         in_size = input_size
@@ -104,6 +107,12 @@ class ODERNN(nn.Module):
     @staticmethod
     def _build_cell(f: VectorField, m: Any, dt: float, substeps: int, adaptive: bool, kw: dict[str, Any]) -> nn.Module:
         order = getattr(f, "derivative_order", 1)
+        if isinstance(m, str) and m == "learnable":
+            if order > 1:
+                raise ValueError("method: 'learnable' needs a first-order field (derivative_order=1)")
+            from .learnable import LearnableRKCell
+
+            return LearnableRKCell(f, dt=dt, substeps=substeps, **kw)
         if order > 1 or isinstance(m, str):
             from .higher_order import HigherOrderCell
 

@@ -3,6 +3,7 @@
     odernn train --task digits --method RK4 --dt 0.5 --hidden 128 --epochs 5 --out runs/x
     odernn train --task digits --model lstm --hidden 128 --epochs 5 --out runs/lstm
     odernn train --out runs/x --resume            # continue exactly where runs/x stopped
+    odernn train --task digits --method learnable --learnable-stages 4 --learnable-order 3 --out runs/l
     odernn report runs/x runs/lstm --out runs/compare
 """
 
@@ -36,7 +37,18 @@ def register(subparsers: Any) -> None:
     p.add_argument("--task-option", action="append", type=_task_option, default=[], metavar="KEY=VALUE",
                    help="task option, repeatable (e.g. seq_len=100, system=lorenz, irregular=true)")
     p.add_argument("--model", default=None, choices=["odernn", "lstm", "gru", "rnn"])
-    p.add_argument("--method", default=None, help="integrator name for the ODERNN (default RK4)")
+    p.add_argument("--method", default=None,
+                   help="integrator name for the ODERNN (default RK4), or 'learnable' (LearnableRKCell)")
+    p.add_argument("--learnable-stages", type=int, default=None, help="--method learnable: stages (default 4)")
+    p.add_argument("--learnable-order", type=int, default=None,
+                   help="--method learnable: order kept during training (default 4)")
+    p.add_argument("--learnable-init", default=None,
+                   help="--method learnable: starting method name or 'random' (default RK4)")
+    p.add_argument("--learnable-stability", type=float, default=None,
+                   help="--method learnable: target real stability interval (penalty; needs stages > order)")
+    p.add_argument("--learnable-option", action="append", type=_task_option, default=[], metavar="KEY=VALUE",
+                   help="--method learnable: cell option, repeatable (penalty, project_every, stability_weight, "
+                        "tol, maxiter)")
     p.add_argument("--dt", type=float, default=None, help="step size between inputs (default 1.0)")
     p.add_argument("--field", default=None, help="vector field: elman | leaky | gated | antisymmetric (default antisymmetric)")
     p.add_argument("--field-option", action="append", type=_task_option, default=[], metavar="KEY=VALUE",
@@ -77,7 +89,8 @@ def register(subparsers: Any) -> None:
     r.set_defaults(func=_report)
 
 
-_CONFIG_FLAGS = ("task", "model", "method", "dt", "field", "substeps", "hidden", "num_layers", "dropout", "epochs",
+_CONFIG_FLAGS = ("task", "model", "method", "learnable_stages", "learnable_order", "learnable_init",
+                 "learnable_stability", "dt", "field", "substeps", "hidden", "num_layers", "dropout", "epochs",
                  "batch_size", "lr", "optimizer", "weight_decay", "scheduler", "seed", "checkpoint_every",
                  "max_steps", "patience", "monitor_every", "monitor_samples", "monitor_time_steps", "device")
 
@@ -96,6 +109,8 @@ def _train(args: argparse.Namespace) -> int:
         given["task_options"] = dict(args.task_option)
     if args.field_option:
         given["field_options"] = dict(args.field_option)
+    if args.learnable_option:
+        given["learnable_options"] = dict(args.learnable_option)
     given["progress"] = not args.no_progress
     if args.no_deterministic:
         given["deterministic"] = False
@@ -122,6 +137,9 @@ def _train(args: argparse.Namespace) -> int:
     for key in ("final_test_accuracy", "best_test_accuracy", "final_test_loss", "best_test_loss"):
         if key in s:
             print(f"  {key}: {s[key]:.4f}")
+    if "tableau_verified_order" in s:
+        print(f"  learned tableau: verified order {s['tableau_verified_order']}, max order-condition residual "
+              f"{s['tableau_order_residual']:.1e}, real stability interval {s['tableau_real_stability_interval']:.4f}")
     print(f"  results in {args.out}")
     return 0
 

@@ -176,7 +176,8 @@ def _as_tableau(method: Any) -> "ButcherTableau":
     return m
 
 
-def verify_order(method: Union["ButcherTableau", "LinearMultistep"], max_order: int | None = None) -> int:
+def verify_order(method: Union["ButcherTableau", "LinearMultistep"], max_order: int | None = None, *,
+                 tol: float | None = None) -> int:
     """The order established by the order conditions (trees up to ``max_order``).
 
     For a Runge–Kutta method the search stops one past the claimed order (so a
@@ -185,6 +186,12 @@ def verify_order(method: Union["ButcherTableau", "LinearMultistep"], max_order: 
     beyond ``MAX_VERIFIED_ORDER`` (14) unless ``max_order`` asks for more: a method
     claiming order 14 (Feagin14) is reported as 14 without checking the 87811 trees
     of order 15.
+
+    ``tol``: absolute tolerance on the residuals ``Phi(t) - 1/gamma(t)`` for tableaux with
+    inexact (decimal/float) coefficients, instead of the one derived from their published
+    digits (``10**-(digits-8)``, between 1e-4 and 1e-9 for float64 values); rational
+    tableaux are always checked exactly.  E.g. ``tol=1e-12`` for a tableau of float64
+    coefficients computed to rounding error (a learned tableau).
 
     >>> from odernn_bridge import get_method
     >>> verify_order(get_method("RK4"))
@@ -199,6 +206,11 @@ def verify_order(method: Union["ButcherTableau", "LinearMultistep"], max_order: 
     limit = max_order if max_order is not None else (
         min(claimed + 1, _max_order_for(method)) if claimed else _max_order_for(method))
     ar = _arithmetic(method)
+    if tol is not None:
+        if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol <= 0:
+            raise ValueError(f"tol: expected a positive finite tolerance or None, got {tol!r}")
+        if ar.dps is not None:
+            ar.tol = mpmath.mpf(tol)
     return _run(ar, lambda: _established(ar, ar.b, limit))
 
 

@@ -41,6 +41,8 @@ from torch import nn
 
 from ..errors import NonFiniteError
 from ..io import atomic_write_text, provenance, to_netcdf
+from ..cells.learnable import (after_optimizer_step, learnable_cells, learnable_penalty, project_learnable_,
+                               tableau_record)
 from .checkpoint import load_checkpoint, remove_stale_temporaries, save_checkpoint
 from .models import MODELS, SequenceModel
 from .tasks import Task, get_task
@@ -64,6 +66,11 @@ class TrainConfig:
     ``monitor_every``: steps between stability-monitor calls (ODERNN models; 0 disables);
     each call linearises ``monitor_samples`` sequences of the batch at ``monitor_time_steps``
     evenly spaced time steps (its cost grows with both and with hidden³).
+    ``method="learnable"``: a :class:`~odernn_bridge.cells.LearnableRKCell` with
+    ``learnable_stages`` stages kept at order ``learnable_order``, started from
+    ``learnable_init`` (a method name or ``"random"``), with the optional stability penalty
+    ``learnable_stability`` (target real stability interval) and further cell options in
+    ``learnable_options`` (``penalty``, ``project_every``, ``stability_weight``, ``tol``).
     """
 
     task: str = "digits"
@@ -92,6 +99,11 @@ class TrainConfig:
     checkpoint_every: int = 0
     max_steps: int | None = None
     patience: int | None = None
+    learnable_stages: int = 4
+    learnable_order: int = 4
+    learnable_init: str = "RK4"
+    learnable_stability: float | None = None
+    learnable_options: dict[str, Any] = dc_field(default_factory=dict)
     monitor_every: int = 50
     monitor_samples: int = 2
     monitor_time_steps: int = 16
@@ -128,6 +140,19 @@ class TrainConfig:
             raise ValueError(f"clip: expected a positive number or None, got {self.clip!r}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout: expected a number in [0, 1), got {self.dropout!r}")
+        if self.model == "odernn" and self.method == "learnable":
+            from ..methods.manifold import ExplicitOrderConditions
+
+            for name in ("learnable_stages", "learnable_order"):
+                positive_int(name)
+            try:
+                ExplicitOrderConditions(self.learnable_stages, self.learnable_order)
+            except ValueError as exc:
+                raise ValueError(f"learnable_stages, learnable_order: {exc}") from exc
+            allowed = {"penalty", "project_every", "stability_weight", "tol", "maxiter"}
+            unknown = set(self.learnable_options) - allowed
+            if unknown:
+                raise ValueError(f"learnable_options: unknown keys {sorted(unknown)}; expected some of {sorted(allowed)}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -191,30 +216,52 @@ def history_dataset(steps: list[dict[str, Any]], epochs: list[dict[str, Any]], a
     variables: ``train_loss``, ``train_accuracy``, ``val_loss``, ``val_accuracy``,
     ``test_loss``, ``test_accuracy``, ``epoch_end_step``, ``epoch_time``.
 
+    Array-valued entries (learnable tableaux, see
+    :func:`~odernn_bridge.cells.learnable.tableau_record`) get extra dims: ``tableau_A``
+    (epoch, stage_i, stage_j), ``tableau_b`` and ``tableau_c`` (epoch, stage), with a
+    ``layer`` dim after ``epoch`` when several layers learn their tableau.
+
     >>> ds = history_dataset([{"step": 1, "loss": 0.5}], [{"epoch": 1, "val_loss": 0.4}])
     >>> float(ds.loss.sel(step=1)), float(ds.val_loss.sel(epoch=1))
     (0.5, 0.4)
     """
     import xarray as xr
 
-    def columns(records: list[dict[str, Any]], key: str) -> dict[str, np.ndarray]:
+    def columns(records: list[dict[str, Any]], key: str) -> dict[str, tuple[tuple[str, ...], np.ndarray]]:
         names: list[str] = []
         for r in records:
             names.extend(k for k in r if k != key and k not in names)
-        return {k: np.array([float(r.get(k, np.nan)) for r in records], dtype=np.float64) for k in names}
+        out = {}
+        for k in names:
+            first = next(r[k] for r in records if k in r)
+            if isinstance(first, (list, tuple, np.ndarray)):
+                shape = np.shape(first)
+                arr = np.stack([np.asarray(r[k], dtype=np.float64) if k in r else np.full(shape, np.nan)
+                                for r in records])
+                trailing = _ARRAY_DIMS.get(k, tuple(f"{k}_dim{i}" for i in range(len(shape))))
+                extra = ("layer",) * (len(shape) - len(trailing))
+                out[k] = ((key, *extra, *trailing[-len(shape):]), arr)
+            else:
+                out[k] = ((key,), np.array([float(r.get(k, np.nan)) for r in records], dtype=np.float64))
+        return out
 
     units = {"loss": "task loss (cross-entropy or MSE)", "grad_norm": "global L2 norm before clipping",
              "lr": "learning rate after the step"}
     data_vars: dict[str, Any] = {}
-    for k, v in columns(steps, "step").items():
-        data_vars[k] = ("step", v, {"description": units[k]} if k in units else {})
-    for k, v in columns(epochs, "epoch").items():
+    for k, (dims, v) in columns(steps, "step").items():
+        data_vars[k] = (dims, v, {"description": units[k]} if k in units else {})
+    for k, (dims, v) in columns(epochs, "epoch").items():
         if k in data_vars:
             k = f"epoch_{k}"
-        data_vars[k] = ("epoch", v)
+        data_vars[k] = (dims, v)
     coords = {"step": ("step", np.array([int(r["step"]) for r in steps], dtype=np.int64)),
               "epoch": ("epoch", np.array([int(r["epoch"]) for r in epochs], dtype=np.int64))}
     return xr.Dataset(data_vars, coords=coords, attrs=dict(attrs or {}))
+
+
+#: trailing dims of array-valued history entries
+_ARRAY_DIMS: dict[str, tuple[str, ...]] = {"tableau_A": ("stage_i", "stage_j"), "tableau_b": ("stage",),
+                                           "tableau_c": ("stage",)}
 
 
 class Trainer:
@@ -239,6 +286,7 @@ class Trainer:
         self.task = task if task is not None else get_task(config.task, **config.task_options)
         self._monitor_spec = monitor
         self.monitor: Any = None
+        self.tableau_initial: dict[str, Any] = {}  # learnable tableaux before training (set by _build)
         self._reset_state()
 
     # ------------------------------------------------------------------ construction
@@ -269,9 +317,15 @@ class Trainer:
             def field(i: int, h: int, bias: bool = True, _name: str = cfg.field) -> nn.Module:
                 return make_field(_name, i, h, bias=bias, **opts)
 
+        cell_kwargs = None
+        if cfg.model == "odernn" and cfg.method == "learnable":
+            cell_kwargs = dict(stages=cfg.learnable_stages, order=cfg.learnable_order, init=cfg.learnable_init,
+                               stability=cfg.learnable_stability, **cfg.learnable_options)
         self.model = SequenceModel(self.task.input_size, cfg.hidden, self.task.output_size, model=cfg.model,
                                    method=cfg.method, dt=cfg.dt, field=field, num_layers=cfg.num_layers,
-                                   dropout=cfg.dropout, substeps=cfg.substeps, target=self.task.target).to(self.device)
+                                   dropout=cfg.dropout, substeps=cfg.substeps, target=self.task.target,
+                                   cell_kwargs=cell_kwargs).to(self.device)
+        self.tableau_initial = tableau_record(self.model)
         params = [p for p in self.model.parameters() if p.requires_grad]
         if cfg.optimizer == "adam":
             self.optimizer: torch.optim.Optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -337,6 +391,7 @@ class Trainer:
                 "global_step": self.global_step, "acc": dict(self.acc), "best_score": self.best_score,
                 "best_epoch": self.best_epoch, "best_state": self.best_state, "bad_epochs": self.bad_epochs,
                 "elapsed": self.elapsed, "monitor_time": self.monitor_time, "stopped": self.stopped,
+                "tableau_initial": self.tableau_initial,
             },
             "history": {"steps": self.step_records, "epochs": self.epoch_records},
         }
@@ -355,6 +410,7 @@ class Trainer:
         self.best_score, self.best_epoch, self.best_state = loop["best_score"], loop["best_epoch"], loop["best_state"]
         self.bad_epochs, self.elapsed, self.stopped = loop["bad_epochs"], loop["elapsed"], loop["stopped"]
         self.monitor_time = loop.get("monitor_time", 0.0)
+        self.tableau_initial = loop.get("tableau_initial", self.tableau_initial)
         self.step_records = list(state["history"]["steps"])
         self.epoch_records = list(state["history"]["epochs"])
         _set_rng_state(state["rng"])  # last: building the model above consumed random numbers
@@ -503,13 +559,15 @@ class Trainer:
         loss = self.task.loss(out, yb)
         if not torch.isfinite(loss):
             self._fail(f"non-finite training loss ({float(loss.detach())}) at {where}")
+        penalty = learnable_penalty(self.model)  # learnable tableaux: order/stability penalties
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if penalty is None else loss + penalty.to(loss.dtype)).backward()
         params = [p for p in self.model.parameters() if p.grad is not None]
         grad_norm = torch.nn.utils.clip_grad_norm_(params, cfg.clip if cfg.clip is not None else math.inf)
         if not torch.isfinite(grad_norm):
             self._fail(f"non-finite gradient norm ({float(grad_norm)}) at {where}")
         self.optimizer.step()
+        projection = after_optimizer_step(self.model)  # learnable tableaux back onto their order conditions
         if self.scheduler is not None and self.step_scheduler:
             self.scheduler.step()
         self.global_step += 1
@@ -517,6 +575,9 @@ class Trainer:
         loss_value = float(loss.detach())
         record: dict[str, Any] = {"step": self.global_step, "epoch_of_step": self.epoch + 1, "loss": loss_value,
                                   "grad_norm": float(grad_norm), "lr": float(self.optimizer.param_groups[0]["lr"])}
+        record.update(projection)
+        if penalty is not None:
+            record["tableau_penalty"] = float(penalty.detach())
         self.acc["loss_sum"] += loss_value * len(xb)
         self.acc["n"] += len(xb)
         c, s = self.task.correct(out.detach(), yb)
@@ -559,6 +620,9 @@ class Trainer:
         cfg = self.config
         rec: dict[str, Any] = {"epoch": self.epoch + 1, "epoch_end_step": self.global_step,
                                "train_loss": self.acc["loss_sum"] / max(self.acc["n"], 1)}
+        if learnable_cells(self.model):
+            project_learnable_(self.model)  # a no-op unless project_every > 1 left it off the manifold
+            rec.update(tableau_record(self.model))
         if self.task.kind == "classification":
             rec["train_accuracy"] = self.acc["correct"] / max(self.acc["scored"], 1)
         for split in ("val", "test"):
@@ -604,6 +668,8 @@ class Trainer:
                            seed=cfg.seed, config=json.dumps(cfg.to_dict(), default=str),
                            task_kind=self.task.kind, chance_loss=self.task.chance_loss,
                            chance_accuracy=self.task.attrs.get("chance_accuracy"))
+        if self.tableau_initial:  # the learnable tableau before training (JSON: A, b, c, ...)
+            attrs["tableau_initial"] = json.dumps(self.tableau_initial)
         return history_dataset(self.step_records, self.epoch_records, attrs)
 
     def _write_history(self) -> None:
@@ -626,6 +692,13 @@ class Trainer:
                     summary.update({k: v for k, v in last.items() if k != "dt"})
                     summary["monitor_step"] = rec["step"]
                     break
+            cells = learnable_cells(self.model)
+            if cells:
+                from ..methods import verify_order
+
+                summary.update({k: v for k, v in tableau_record(self.model).items() if not isinstance(v, list)})
+                summary["tableau_verified_order"] = min(verify_order(c.tableau()) for c in cells)
+                summary["tableau_projection_failures"] = sum(int(c.projection_failures) for c in cells)
         if self.stopped != "max_steps":
             final = self.evaluate("test")
             summary.update({f"final_test_{k}": v for k, v in final.items()})
