@@ -102,10 +102,12 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         from pathlib import Path
 
+        from ..io import read_json_object
+
         cfg_path = Path(args.out) / "config.json"
         if not cfg_path.is_file():
             raise FileNotFoundError(f"--resume: no run to resume in {args.out} (config.json missing)")
-        saved = json.loads(cfg_path.read_text())
+        saved = read_json_object(cfg_path, "--resume: config.json")
         # only these may change on resume; the rest comes from the checkpoint
         saved.update({k: v for k, v in given.items()
                       if k in ("epochs", "device", "progress", "patience", "checkpoint_every")})
