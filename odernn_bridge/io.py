@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import json
+import math
 import os
 import re
 import sys
@@ -165,12 +166,21 @@ def open_dataset(path: str | os.PathLike[str], *, max_bytes: int = MAX_DATASET_B
     if not p.is_file():
         raise FileNotFoundError(f"path: no such file: {str(p)!r}")
     try:
+        # sizes from the HDF5 header alone: xarray would read dimension coordinates (and
+        # build their indexes) while opening, before any size could be checked
+        import h5py
+
+        shapes: list[tuple[str, tuple[int, ...], int]] = []
+        with h5py.File(p, "r") as f:
+            f.visititems(lambda name, obj: shapes.append((name, obj.shape or (), obj.dtype.itemsize))
+                         if isinstance(obj, h5py.Dataset) else None)
+        nbytes = sum(math.prod(shape) * itemsize for _, shape, itemsize in shapes)
+        if nbytes > max_bytes:
+            big = ", ".join(f"{name}{list(shape)}" for name, shape, _ in
+                            sorted(shapes, key=lambda t: -math.prod(t[1]))[:3])
+            raise FileFormatError(f"{p.name}: declares {nbytes / 2**30:.1f} GiB of data ({big}), more than "
+                                  f"the {max_bytes / 2**30:.1f} GiB limit (max_bytes=)")
         with xr.open_dataset(p, engine=NETCDF_ENGINE) as ds:
-            nbytes = sum(int(v.nbytes) for v in ds.variables.values())
-            if nbytes > max_bytes:
-                dims = ", ".join(f"{k}={v}" for k, v in ds.sizes.items())
-                raise FileFormatError(f"{p.name}: declares {nbytes / 2**30:.1f} GiB of data ({dims}), more "
-                                      f"than the {max_bytes / 2**30:.1f} GiB limit (max_bytes=)")
             return ds.load()
     except FileFormatError:
         raise

@@ -69,9 +69,12 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, TypeError, AttributeError,
             KeyError, IndexError, ImportError, OSError, zipfile.BadZipFile) as exc:
-        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        # torch's weights_only refusal says which global it blocked on a later line; its first
+        # line suggests weights_only=False, which is exactly what must not be done here
+        why = next((ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln), lines[0] if lines else "")
         raise FileFormatError(f"checkpoint: {path} is not a checkpoint this library can load safely "
-                              f"({type(exc).__name__}: {first})") from None
+                              f"({type(exc).__name__}: {why[:300]})") from None
     if not isinstance(state, dict):
         raise FileFormatError(f"checkpoint: {path} holds a {type(state).__name__}, not a checkpoint dictionary")
     return state
