@@ -17,6 +17,7 @@ import io
 import os
 import pickle
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,11 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no file at {path}")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols of files it did not write; such a file is
+            # either refused below (one clear error) or loaded safely anyway
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, TypeError, AttributeError,
             KeyError, IndexError, ImportError, OSError, zipfile.BadZipFile) as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
