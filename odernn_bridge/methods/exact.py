@@ -42,8 +42,8 @@ Coefficient = Any  # Fraction | Decimal | sympy.Expr
 
 _EXACT_DECIMAL_DIGITS = 10
 _MAX_INT_BITS = int(MAX_DIGITS * 3.3219280948873626) + 1
-_RATIONAL = re.compile(r"^\s*[+-]?\d+\s*(/\s*\d+)?\s*$")
-_DECIMAL = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
+_RATIONAL = re.compile(r"^\s*[+-]?\d+\s*(/\s*\d+)?\s*$", re.ASCII)  # ASCII digits only, as the grammar
+_DECIMAL = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$", re.ASCII)
 
 
 def _sympy():

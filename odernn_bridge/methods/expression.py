@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any
@@ -429,7 +430,9 @@ def _parse(text: str) -> Value:
         raise _Reject(f"character {bad!r} is not allowed ({_GRAMMAR_HINT})")
     source = text.replace("^", "**").strip()
     try:
-        tree = ast.parse(source, mode="eval")
+        with warnings.catch_warnings():  # "invalid decimal literal" and the like: rejected below
+            warnings.simplefilter("ignore", SyntaxWarning)
+            tree = ast.parse(source, mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         msg = exc.msg if isinstance(exc, SyntaxError) else type(exc).__name__
         raise _Reject(f"not a valid expression ({msg}; {_GRAMMAR_HINT})") from None

@@ -45,9 +45,10 @@ _LMM_KEYS = {"type", "name", "alpha", "beta", "order", "citation", "description"
              "notes", "kind"}
 
 
-#: largest method file :func:`load_method` reads (a 256-stage tableau of long exact
-#: coefficients fits easily)
-MAX_METHOD_FILE_BYTES = 16 * 2**20
+#: largest method text :func:`load_method` / :func:`loads_method` parse (the largest
+#: catalogue method, GL10 written out exactly, is ~40 KB; Python's TOML parser takes about
+#: a second per MiB)
+MAX_METHOD_FILE_BYTES = 2**20
 
 _KINDS = ("explicit", "diagonally_implicit", "implicit", "multistep")
 
@@ -144,6 +145,8 @@ def loads_method(text: str | bytes, fmt: str = "json", *, verify: bool = True, w
     """
     if fmt not in ("json", "toml"):
         raise MethodFormatError(f"fmt: expected 'json' or 'toml', got {fmt!r}")
+    if isinstance(text, (str, bytes, bytearray)) and len(text) > MAX_METHOD_FILE_BYTES:
+        raise MethodFormatError(f"{where}: larger than MAX_METHOD_FILE_BYTES = {MAX_METHOD_FILE_BYTES} bytes")
     if isinstance(text, (bytes, bytearray)):
         text = _decode(bytes(text), where)
     elif not isinstance(text, str):
@@ -175,7 +178,7 @@ def _fmt_for(path: Path, fmt: str | None) -> str:
 def load_method(path: str | os.PathLike[str], fmt: str | None = None, *, verify: bool = True) -> Method:
     """Load a method from a ``.json`` or ``.toml`` file (see :func:`loads_method`).
 
-    Files larger than ``MAX_METHOD_FILE_BYTES`` (16 MiB) are refused unread.
+    Files larger than ``MAX_METHOD_FILE_BYTES`` (1 MiB) are refused unread.
     """
     p = Path(path)
     if not p.is_file():

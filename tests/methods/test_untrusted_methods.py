@@ -212,9 +212,13 @@ def test_hostile_coefficient_is_bounded_and_named(value):
 def test_huge_tableau_rejected_before_parsing():
     # 2000 rows used to cost ~20 s (O(N^2) parsing); now refused from the shape alone
     rows = [["1/7"] * i for i in range(2000)]
-    text = json.dumps({"A": rows, "b": ["1/2000"] * 2000})
-    msg = _timed(lambda: ob.loads_method(text))
-    assert "MAX_STAGES" in msg
+    text = json.dumps({"A": rows, "b": ["1/2000"] * 2000})  # 12 MB: over the file-size limit
+    assert "MAX_METHOD_FILE_BYTES" in _timed(lambda: ob.loads_method(text))
+    assert "MAX_STAGES" in _timed(lambda: ob.loads_method(json.dumps({"A": [[]] * 2000, "b": [0] * 2000})))
+    t0 = time.perf_counter()
+    with pytest.raises(ob.MethodValidationError, match="MAX_STAGES"):
+        ob.ButcherTableau(rows, ["1/2000"] * 2000)  # the same from Python: refused from its shape
+    assert time.perf_counter() - t0 < TIME_LIMIT_S
     for bad, match in (({"A": [[], list(range(10**5))], "b": [0, 1]}, r"A\[1\]"),
                        ({"A": [[], [1]], "b": [0.5] * 10**5}, "b: expected 2"),
                        ({"type": "linear_multistep", "alpha": [0] * 10**5, "beta": [0] * 10**5}, "MAX_STEPS")):
@@ -307,6 +311,18 @@ def test_constructor_argument_errors_name_the_argument():
 FUZZ_EXAMPLES = int(os.environ.get("ODERNN_FUZZ_EXAMPLES", "150"))
 _SEEDS = ["RK4", "BS3", "SDIRK3", "GL4", "SSPRK53", "AB3", "BDF2"]
 _GRAMMAR_TEXT = st.text(alphabet="0123456789.+-*/^() ,eEx" + "sqrtRationalCRootOf_'[]", max_size=60)
+# well-formed expressions of the grammar (and slightly beyond: big powers, x, complex roots)
+_EXPR = st.recursive(
+    st.one_of(st.integers(0, 10**6).map(str), st.sampled_from(["0.5", "1e-3", "2.25e2", "x", "0", "10**999"]),
+              st.integers(2, 50).map(lambda k: f"sqrt({k})"),
+              st.integers(-5, 5).map(lambda k: f"CRootOf(x**3 - 3*x + {k}, 0)")),
+    lambda inner: st.one_of(
+        st.tuples(inner, st.sampled_from(["+", "-", "*", "/"]), inner).map(lambda t: f"({t[0]} {t[1]} {t[2]})"),
+        st.tuples(inner, st.sampled_from(["2", "3", "-1", "1/2", "1/3", "64", "65", "(1/13)"])).map(
+            lambda t: f"({t[0]})**{t[1]}"),
+        inner.map(lambda e: f"sqrt({e})"), inner.map(lambda e: f"-{e}"),
+        st.tuples(inner, inner).map(lambda t: f"Rational({t[0]}, {t[1]})")),
+    max_leaves=12)
 _LEAF = st.one_of(
     st.none(), st.booleans(), st.integers(), st.integers(min_value=-10**400, max_value=10**400),
     st.floats(allow_nan=True, allow_infinity=True), _GRAMMAR_TEXT, st.text(max_size=20),
@@ -406,7 +422,7 @@ def test_fuzz_arbitrary_bytes(capsys):
     @given(data=st.one_of(st.binary(max_size=600), st.text(max_size=300).map(str.encode)),
            fmt=st.sampled_from(["json", "toml"]))
     def check(data, fmt):
-        stats.run(lambda: ob.loads_method(data, fmt))
+        stats.run(lambda: ob.loads_method(data, fmt), label=repr(data[:200]))
 
     check()
     stats.report(capsys, "bytes")
@@ -456,9 +472,9 @@ def test_fuzz_coefficient_expressions(capsys):
     stats = _Stats()
 
     @_FUZZ_SETTINGS
-    @given(text=st.one_of(_GRAMMAR_TEXT, st.text(max_size=40)))
+    @given(text=st.one_of(_EXPR, _EXPR, _GRAMMAR_TEXT, st.text(max_size=40)))
     def check(text):
-        stats.run(lambda: parse_coefficient(text, where="A[1][0]"))
+        stats.run(lambda: parse_coefficient(text, where="A[1][0]"), label=text[:200])
 
     check()
     stats.report(capsys, "expressions")
