@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 import mpmath
 import numpy as np
 
-from ..errors import MethodFormatError
+from ..errors import MethodFormatError, MethodValidationError
 from .expression import MAX_DIGITS, MAX_EXPRESSION_LENGTH, _Reject, parse_decimal, parse_expression
 
 __all__ = [
@@ -36,6 +36,7 @@ __all__ = [
     "is_exact",
     "decimal_digits",
     "divide",
+    "check_container",
 ]
 
 Coefficient = Any  # Fraction | Decimal | sympy.Expr
@@ -223,6 +224,26 @@ def format_coefficient(x: Coefficient) -> str:
     if isinstance(x, Decimal):
         return str(x)
     return str(x)
+
+
+def check_container(x: Any, name: str, ndim: int, what: str) -> None:
+    """``x`` must be a real NumPy array with ``ndim`` dimensions or a (non-string) sequence;
+    checked before any entry is parsed, so a bad shape costs nothing.
+
+    >>> check_container("123", "b", 1, "a 1-D vector")
+    Traceback (most recent call last):
+    ...
+    odernn_bridge.errors.MethodValidationError: b: expected a 1-D vector, got str
+    """
+    if isinstance(x, np.ndarray):
+        if x.ndim != ndim:
+            raise MethodValidationError(f"{name}: expected {what}, got shape {x.shape}")
+        if np.iscomplexobj(x):
+            raise MethodValidationError(f"{name}: expected real numbers, got a complex array (dtype {x.dtype})")
+    elif isinstance(x, (str, bytes)) or not isinstance(x, Sequence):
+        raise MethodValidationError(f"{name}: expected {what}, got {type(x).__name__}")
+    elif ndim == 1 and any(isinstance(v, (Sequence, np.ndarray)) and not isinstance(v, str) for v in x[:1000]):
+        raise MethodValidationError(f"{name}: expected {what}, got nested lists")
 
 
 def parse_vector(values: Iterable[Any], *, where: str) -> list[Coefficient]:

@@ -18,7 +18,7 @@ import numpy as np
 
 from .._checks import check_int
 from ..errors import MethodValidationError, OrderConditionError
-from .exact import Coefficient, divide, format_coefficient, parse_vector, to_float
+from .exact import Coefficient, check_container, divide, format_coefficient, parse_vector, to_float
 
 __all__ = ["LinearMultistep", "MAX_STEPS"]
 
@@ -48,8 +48,7 @@ class LinearMultistep:
         verify: bool = True,
     ) -> None:
         for nm, v in (("alpha", alpha), ("beta", beta)):
-            if isinstance(v, (str, bytes)) or not isinstance(v, (Sequence, np.ndarray)) or np.ndim(v[:1]) > 1:
-                raise MethodValidationError(f"{nm}: expected a 1-D vector (list of numbers), got {type(v).__name__}")
+            check_container(v, nm, 1, "a 1-D vector (list of numbers)")
             if len(v) > MAX_STEPS + 1:
                 raise MethodValidationError(f"{nm}: {len(v) - 1} steps is more than MAX_STEPS = {MAX_STEPS}")
         if order is not None:

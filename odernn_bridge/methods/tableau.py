@@ -13,6 +13,7 @@ from .._checks import check_int
 from ..errors import MethodValidationError, OrderConditionError
 from .exact import (
     Coefficient,
+    check_container,
     coefficient_kind,
     format_coefficient,
     parse_coefficient,
@@ -35,13 +36,7 @@ MAX_STAGES = 256
 
 def _matrix_rows(A: Any) -> list[list[Any]]:
     """The rows of ``A`` as lists, after checking its shape and size (no entry is parsed)."""
-    if isinstance(A, np.ndarray):
-        if A.ndim != 2:
-            raise MethodValidationError(f"A: expected a square 2-D matrix, got shape {A.shape}")
-        if np.iscomplexobj(A):
-            raise MethodValidationError(f"A: expected real numbers, got a complex array (dtype {A.dtype})")
-    elif isinstance(A, (str, bytes)) or not isinstance(A, Sequence):
-        raise MethodValidationError(f"A: expected a square matrix (rows of numbers), got {type(A).__name__}")
+    check_container(A, "A", 2, "a square 2-D matrix (rows of numbers)")
     s = len(A)
     if s == 0:
         raise MethodValidationError("A: a tableau needs at least one stage")
@@ -49,8 +44,7 @@ def _matrix_rows(A: Any) -> list[list[Any]]:
         raise MethodValidationError(f"A: {s} stages is more than MAX_STAGES = {MAX_STAGES}")
     rows = []
     for i, r in enumerate(A):
-        if isinstance(r, (str, bytes)) or not isinstance(r, (Sequence, np.ndarray)):
-            raise MethodValidationError(f"A[{i}]: expected a row (list of numbers), got {type(r).__name__}")
+        check_container(r, f"A[{i}]", 1, "a row (list of numbers)")
         if len(r) > s:
             raise MethodValidationError(f"A[{i}]: row has {len(r)} entries for {s} rows (A must be square)")
         rows.append(list(r))
@@ -59,15 +53,7 @@ def _matrix_rows(A: Any) -> list[list[Any]]:
 
 def _check_vector(v: Any, name: str, s: int, what: str) -> None:
     """``v`` must be a flat sequence of ``s`` entries (checked before any entry is parsed)."""
-    if isinstance(v, np.ndarray):
-        if v.ndim != 1:
-            raise MethodValidationError(f"{name}: expected a 1-D vector, got {v.ndim}-D")
-        if np.iscomplexobj(v):
-            raise MethodValidationError(f"{name}: expected real numbers, got a complex array (dtype {v.dtype})")
-    elif isinstance(v, (str, bytes)) or not isinstance(v, Sequence):
-        raise MethodValidationError(f"{name}: expected a 1-D vector (list of numbers), got {type(v).__name__}")
-    elif any(isinstance(x, (Sequence, np.ndarray)) and not isinstance(x, str) for x in v[:MAX_STAGES + 1]):
-        raise MethodValidationError(f"{name}: expected a 1-D vector, got nested lists")
+    check_container(v, name, 1, "a 1-D vector (list of numbers)")
     if len(v) != s:
         raise MethodValidationError(f"{name}: expected {s} {what} for a {s}-stage A, got {len(v)}")
 
