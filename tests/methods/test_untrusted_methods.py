@@ -488,3 +488,15 @@ def test_limits_are_documented():
                  "MAX_STEPS", "MAX_METHOD_FILE_BYTES"):
         assert name in doc, name
     assert str(expression.MAX_POWER) in doc
+
+
+def test_cli_show_of_a_malicious_method_file(tmp_path, capsys):
+    from odernn_bridge.cli import main
+
+    marker = tmp_path / "owned.txt"
+    path = tmp_path / "evil.json"
+    path.write_text(json.dumps({"A": [[], [_payloads(marker)[0]]], "b": [0, 1]}))
+    assert main(["show", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "A[1][0]: cannot parse" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not marker.exists()
