@@ -58,7 +58,7 @@ class LinearMultistep:
                 raise OrderConditionError(f"order: claimed {order}, but a {len(alpha) - 1}-step method has "
                                           f"order at most {2 * (len(alpha) - 1)}")
         for text_name, text in (("citation", citation), ("description", description), ("family", family)):
-            if not isinstance(text, str):
+            if text is not None and not isinstance(text, str):
                 raise MethodValidationError(f"{text_name}: expected a string, got {type(text).__name__}")
         if name is not None and not isinstance(name, str):
             raise MethodValidationError(f"name: expected a string or None, got {type(name).__name__}")

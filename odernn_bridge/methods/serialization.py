@@ -119,10 +119,10 @@ def method_from_dict(d: dict[str, Any], *, verify: bool = True, where: str = "me
     except MethodFormatError as exc:
         if str(exc).startswith(f"{where}"):
             raise
-        raise MethodFormatError(f"{where} ({name}): {exc}") from exc
+        raise MethodFormatError(f"{where}{f' ({name})' if name else ''}: {exc}") from exc
     except MethodValidationError as exc:
         cls = MethodFileOrderError if isinstance(exc, OrderConditionError) else MethodFileValidationError
-        raise cls(f"{where} ({name}): {exc}") from exc
+        raise cls(f"{where}{f' ({name})' if name else ''}: {exc}") from exc
 
 
 def _decode(data: bytes, where: str) -> str:

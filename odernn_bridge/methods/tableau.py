@@ -218,7 +218,7 @@ class ButcherTableau:
         if fsal is not None and not isinstance(fsal, (bool, np.bool_)):
             raise MethodValidationError(f"fsal: expected True, False or None, got {fsal!r}")
         for text_name, text in (("citation", citation), ("description", description)):
-            if not isinstance(text, str):
+            if text is not None and not isinstance(text, str):
                 raise MethodValidationError(f"{text_name}: expected a string, got {type(text).__name__}")
         if isinstance(aliases, (str, bytes)) or not all(isinstance(a, str) for a in aliases):
             raise MethodValidationError("aliases: expected a sequence of strings")
