@@ -117,6 +117,7 @@ def _train(args: argparse.Namespace) -> int:
         config = TrainConfig(**given)
     trainer = Trainer(config, args.out)
     result = trainer.fit(resume=args.resume)
+    config = trainer.config  # on resume: the checkpoint's configuration, which is what ran
     s = result.summary
     print(f"{s['stopped']}: {s['steps']} steps, {s['epochs_done']} epochs, {s['wall_time_s']:.1f} s "
           f"(of which stability monitor {s['monitor_time_s']:.1f} s) "
