@@ -42,6 +42,7 @@ def _sympy_imported():
     import sympy
 
     sympy.sqrt(2) + sympy.CRootOf(sympy.Symbol("x") ** 3 - 2, 0)
+    ob.loads_method(ob.dumps_method(ob.get_method("GL4")))  # and the order-condition modules
 
 
 def _payloads(marker: Path) -> list[str]:
