@@ -8,6 +8,9 @@ __all__ = [
     "OrderConditionError",
     "UnknownMethodError",
     "MethodFormatError",
+    "MethodFileValidationError",
+    "MethodFileOrderError",
+    "FileFormatError",
     "JuliaUnavailableError",
     "ConvergenceError",
     "NonFiniteError",
@@ -29,6 +32,23 @@ class OrderConditionError(MethodValidationError):
 
 class MethodFormatError(OdernnError, ValueError):
     """A method file (JSON/TOML) is malformed."""
+
+
+class MethodFileValidationError(MethodFormatError, MethodValidationError):
+    """A method file (JSON/TOML) parsed, but the method it describes failed its checks.
+
+    Every error of the method loaders is a :class:`MethodFormatError`; this one is also the
+    :class:`MethodValidationError` the constructor raised, so both ``except`` clauses work.
+    """
+
+
+class MethodFileOrderError(MethodFileValidationError, OrderConditionError):
+    """A method file claims an order that the order conditions refute."""
+
+
+class FileFormatError(OdernnError, ValueError):
+    """A checkpoint, run history (NetCDF) or run configuration file is corrupt, truncated,
+    not written by odernn_bridge, or larger than the limits the loaders accept."""
 
 
 class UnknownMethodError(OdernnError, LookupError):

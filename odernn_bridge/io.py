@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import json
+import math
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -25,11 +28,21 @@ __all__ = [
     "to_netcdf",
     "save_figure",
     "open_dataset",
+    "read_json_object",
+    "remove_stale_temporaries",
+    "MAX_DATASET_BYTES",
+    "MAX_JSON_BYTES",
     "provenance",
     "NETCDF_ENGINE",
 ]
 
 NETCDF_ENGINE = "h5netcdf"
+
+#: largest in-memory size :func:`open_dataset` loads by default (checked from the
+#: header's dimension sizes, before any data is read)
+MAX_DATASET_BYTES = 2 * 2**30
+#: largest JSON file :func:`read_json_object` reads
+MAX_JSON_BYTES = 16 * 2**20
 
 
 @contextlib.contextmanager
@@ -132,12 +145,98 @@ def to_netcdf(ds: "xr.Dataset | xr.DataArray", path: str | os.PathLike[str]) -> 
     return atomic_save(path, lambda tmp: ds.to_netcdf(tmp, engine=NETCDF_ENGINE), suffix=".nc")
 
 
-def open_dataset(path: str | os.PathLike[str]) -> "xr.Dataset":
-    """Load a NetCDF file fully into memory (the file is closed on return)."""
+def open_dataset(path: str | os.PathLike[str], *, max_bytes: int = MAX_DATASET_BYTES) -> "xr.Dataset":
+    """Load a NetCDF file fully into memory (the file is closed on return).
+
+    The sizes declared in the file's header are checked before anything is read: a
+    dataset that would take more than ``max_bytes`` in memory (a 6 KB file can declare a
+    2e9-long dimension) raises :class:`~odernn_bridge.errors.FileFormatError`, as does a
+    file that is truncated, corrupt or not NetCDF4/HDF5.
+
+    >>> import tempfile, xarray as xr
+    >>> p = to_netcdf(xr.Dataset({"x": ("step", [1.0, 2.0])}), Path(tempfile.mkdtemp()) / "h.nc")
+    >>> open_dataset(p).x.values.tolist()
+    [1.0, 2.0]
+    """
     import xarray as xr
 
-    with xr.open_dataset(path, engine=NETCDF_ENGINE) as ds:
-        return ds.load()
+    from .errors import FileFormatError
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"path: no such file: {str(p)!r}")
+    try:
+        # sizes from the HDF5 header alone: xarray would read dimension coordinates (and
+        # build their indexes) while opening, before any size could be checked
+        import h5py
+
+        shapes: list[tuple[str, tuple[int, ...], int]] = []
+        with h5py.File(p, "r") as f:
+            f.visititems(lambda name, obj: shapes.append((name, obj.shape or (), obj.dtype.itemsize))
+                         if isinstance(obj, h5py.Dataset) else None)
+        nbytes = sum(math.prod(shape) * itemsize for _, shape, itemsize in shapes)
+        if nbytes > max_bytes:
+            big = ", ".join(f"{name}{list(shape)}" for name, shape, _ in
+                            sorted(shapes, key=lambda t: -math.prod(t[1]))[:3])
+            raise FileFormatError(f"{p.name}: declares {nbytes / 2**30:.1f} GiB of data ({big}), more than "
+                                  f"the {max_bytes / 2**30:.1f} GiB limit (max_bytes=)")
+        with xr.open_dataset(p, engine=NETCDF_ENGINE) as ds:
+            return ds.load()
+    except FileFormatError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, IndexError, AttributeError) as exc:
+        # h5py/h5netcdf/xarray report truncated or foreign files with these
+        raise FileFormatError(f"{p.name}: not a readable NetCDF4 file ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:200] if str(exc) else ''})") from None
+
+
+def read_json_object(path: str | os.PathLike[str], what: str = "file") -> dict[str, Any]:
+    """The JSON object (dict) in ``path``; anything else (not UTF-8, malformed, a list, larger
+    than ``MAX_JSON_BYTES``) raises :class:`~odernn_bridge.errors.FileFormatError` naming
+    ``what``.
+
+    >>> import tempfile
+    >>> p = atomic_write_text(Path(tempfile.mkdtemp()) / "c.json", '{"a": 1}')
+    >>> read_json_object(p, "config.json")
+    {'a': 1}
+    """
+    from .errors import FileFormatError
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{what}: no such file: {str(p)!r}")
+    with open(p, "rb") as fh:
+        data = fh.read(MAX_JSON_BYTES + 1)
+    if len(data) > MAX_JSON_BYTES:
+        raise FileFormatError(f"{what}: {p} is larger than {MAX_JSON_BYTES} bytes")
+    try:
+        obj = json.loads(data.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{what}: {p} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise FileFormatError(f"{what}: {p} is not valid JSON ({str(exc)[:200]})") from None
+    if not isinstance(obj, dict):
+        raise FileFormatError(f"{what}: {p} holds a JSON {type(obj).__name__}, expected an object "
+                              "(a mapping of keys to values)")
+    return obj
+
+
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that killed atomic writes of ``path`` left behind.
+
+    They are the ``.{name}.XXXXXXXX{suffix}`` files of :func:`atomic_path` (8 random
+    characters from :func:`tempfile.mkstemp`); nothing else is touched.
+    """
+    path = Path(path)
+    removed: list[Path] = []
+    if not path.parent.is_dir():
+        return removed
+    pattern = re.compile(r"\." + re.escape(path.name) + r"\.[A-Za-z0-9_]{8}(\.[A-Za-z0-9]+)?")
+    for tmp in path.parent.iterdir():
+        if pattern.fullmatch(tmp.name) and tmp.is_file():
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
 
 
 def provenance(**extra: Any) -> dict[str, Any]:

@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (OdernnError, ValueError, LookupError, FileNotFoundError) as exc:
+    except (OdernnError, ValueError, LookupError, OSError) as exc:  # OSError: missing/unreadable files
         print(f"odernn {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -117,10 +117,12 @@ def _train(args: argparse.Namespace) -> int:
     if args.resume:
         from pathlib import Path
 
+        from ..io import read_json_object
+
         cfg_path = Path(args.out) / "config.json"
         if not cfg_path.is_file():
             raise FileNotFoundError(f"--resume: no run to resume in {args.out} (config.json missing)")
-        saved = json.loads(cfg_path.read_text())
+        saved = read_json_object(cfg_path, "--resume: config.json")
         # only these may change on resume; the rest comes from the checkpoint
         saved.update({k: v for k, v in given.items()
                       if k in ("epochs", "device", "progress", "patience", "checkpoint_every")})
@@ -130,6 +132,7 @@ def _train(args: argparse.Namespace) -> int:
         config = TrainConfig(**given)
     trainer = Trainer(config, args.out)
     result = trainer.fit(resume=args.resume)
+    config = trainer.config  # on resume: the checkpoint's configuration, which is what ran
     s = result.summary
     print(f"{s['stopped']}: {s['steps']} steps, {s['epochs_done']} epochs, {s['wall_time_s']:.1f} s "
           f"(of which stability monitor {s['monitor_time_s']:.1f} s) "

@@ -23,7 +23,8 @@ from typing import Any, Iterable, Sequence
 import mpmath
 import numpy as np
 
-from ..errors import MethodFormatError
+from ..errors import MethodFormatError, MethodValidationError
+from .expression import MAX_DIGITS, MAX_EXPRESSION_LENGTH, _Reject, parse_decimal, parse_expression
 
 __all__ = [
     "Coefficient",
@@ -34,13 +35,16 @@ __all__ = [
     "format_coefficient",
     "is_exact",
     "decimal_digits",
+    "divide",
+    "check_container",
 ]
 
 Coefficient = Any  # Fraction | Decimal | sympy.Expr
 
 _EXACT_DECIMAL_DIGITS = 10
-_RATIONAL = re.compile(r"^\s*[+-]?\d+\s*(/\s*\d+)?\s*$")
-_DECIMAL = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
+_MAX_INT_BITS = int(MAX_DIGITS * 3.3219280948873626) + 1
+_RATIONAL = re.compile(r"^\s*[+-]?\d+\s*(/\s*\d+)?\s*$", re.ASCII)  # ASCII digits only, as the grammar
+_DECIMAL = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$", re.ASCII)
 
 
 def _sympy():
@@ -52,73 +56,128 @@ def _sympy():
 def parse_coefficient(value: Any, *, where: str = "coefficient") -> Coefficient:
     """Parse one coefficient into Fraction / Decimal / SymPy form.
 
+    Strings are parsed by the safe grammar of :mod:`odernn_bridge.methods.expression`
+    (never evaluated as Python); every coefficient must be real and finite in float64.
+    Anything else raises :class:`~odernn_bridge.MethodFormatError` naming ``where``.
+
     >>> parse_coefficient("1/6")
     Fraction(1, 6)
     >>> parse_coefficient(0.5)
     Fraction(1, 2)
+    >>> parse_coefficient("1e400", where="b[0]")
+    Traceback (most recent call last):
+    ...
+    odernn_bridge.errors.MethodFormatError: b[0]: 1e400 is outside the float64 range
     """
+    return _check_range(_parse_coefficient(value, where), value, where)
+
+
+def _check_range(x: Coefficient, value: Any, where: str) -> Coefficient:
+    """Exact values must round to a finite float64 (SymPy values are checked when normalised)."""
+    if isinstance(x, (Fraction, Decimal)):
+        try:
+            ok = math.isfinite(float(x))
+        except OverflowError:
+            ok = False
+        if not ok:
+            text = value if isinstance(value, str) else repr(value)
+            raise MethodFormatError(f"{where}: {text[:80]} is outside the float64 range")
+    return x
+
+
+def _parse_coefficient(value: Any, where: str) -> Coefficient:
     if isinstance(value, bool):
         raise MethodFormatError(f"{where}: expected a number, got a boolean {value!r}")
     if isinstance(value, Fraction):
         return value
-    if isinstance(value, int):
-        return Fraction(value)
+    if isinstance(value, (int, np.integer)):
+        if int(value).bit_length() > _MAX_INT_BITS:
+            raise MethodFormatError(f"{where}: integer with more than {MAX_DIGITS} digits")
+        return Fraction(int(value))
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise MethodFormatError(f"{where}: expected a finite number, got {value}")
         return value
+    if isinstance(value, (complex, np.complexfloating)):
+        raise MethodFormatError(f"{where}: expected a real number, got the complex number {value!r}")
     if isinstance(value, (float, np.floating)):
         if not math.isfinite(float(value)):
             raise MethodFormatError(f"{where}: expected a finite number, got {value!r}")
         # A float with a short decimal repr ("0.5", "0.1") is taken as the decimal the
         # user wrote; a long one (0.3333333333333333) as an approximation of unknown
         # exact value, kept as a Decimal so that checks use a tolerance.
-        return parse_coefficient(repr(float(value)), where=where)
-    if isinstance(value, (np.integer,)):
-        return Fraction(int(value))
+        return _parse_coefficient(repr(float(value)), where)
     if isinstance(value, str):
         text = value.strip()
         if not text:
             raise MethodFormatError(f"{where}: empty string is not a number")
-        if _RATIONAL.match(text):
+        if text.lower() in {"nan", "+nan", "-nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"}:
+            raise MethodFormatError(f"{where}: expected a finite number, got {value!r}")
+        if len(text) <= MAX_EXPRESSION_LENGTH and _RATIONAL.match(text):
+            p, _, q = text.replace(" ", "").partition("/")
+            if len(p) > MAX_DIGITS + 1 or len(q) > MAX_DIGITS:
+                raise MethodFormatError(f"{where}: integer with more than {MAX_DIGITS} digits")
             try:
                 return Fraction(text.replace(" ", ""))
             except ZeroDivisionError as exc:
                 raise MethodFormatError(f"{where}: division by zero in {value!r}") from exc
-        if _DECIMAL.match(text):
-            d = Decimal(text)
+        if len(text) <= MAX_EXPRESSION_LENGTH and _DECIMAL.match(text):
+            try:
+                d = parse_decimal(text)
+            except _Reject as exc:
+                raise MethodFormatError(f"{where}: cannot parse {text[:80]!r} as a number: {exc}") from None
             # short decimals such as "0.5" or "0.125" are taken as exact rationals;
             # long ones are published approximations (kept, with their digits).
             if len(d.as_tuple().digits) <= _EXACT_DECIMAL_DIGITS:
-                return Fraction(text)
+                return Fraction(d)
             return d
-        if text.lower() in {"nan", "inf", "-inf", "+inf", "infinity"}:
-            raise MethodFormatError(f"{where}: expected a finite number, got {value!r}")
-        sp = _sympy()
-        try:
-            expr = sp.sympify(text, rational=True)
-        except (sp.SympifyError, SyntaxError, TypeError) as exc:
-            raise MethodFormatError(f"{where}: cannot parse {value!r} as a number") from exc
-        return _normalise_sympy(expr, where)
-    # SymPy objects and other numbers
+        expr = parse_expression(text, where=where)
+        return expr if isinstance(expr, Fraction) else _normalise_sympy(expr, where)
+    # SymPy objects (built by trusted code: the families) and other numbers
     mod = type(value).__module__
     if mod.startswith("sympy"):
         return _normalise_sympy(value, where)
     if isinstance(value, Number):
-        return parse_coefficient(float(value), where=where)  # type: ignore[arg-type]
+        return _parse_coefficient(float(value), where)  # type: ignore[arg-type]
     raise MethodFormatError(f"{where}: expected a number or a string, got {type(value).__name__}")
 
 
 def _normalise_sympy(expr: Any, where: str) -> Coefficient:
     sp = _sympy()
     if expr.free_symbols:
-        raise MethodFormatError(f"{where}: expression {expr} has free symbols {expr.free_symbols}")
+        raise MethodFormatError(f"{where}: expression {str(expr)[:80]} has free symbols {expr.free_symbols}")
     if expr.is_Rational:
         return Fraction(int(expr.p), int(expr.q))
     val = complex(sp.N(expr, 30))
     if not (math.isfinite(val.real) and abs(val.imag) < 1e-25):
-        raise MethodFormatError(f"{where}: expression {expr} is not a finite real number")
+        raise MethodFormatError(f"{where}: expression {str(expr)[:80]} is not a finite real number")
     return expr
+
+
+def divide(x: Coefficient, y: Coefficient, *, where: str = "coefficient") -> Coefficient:
+    """``x / y`` in the most exact common form: Fraction, Decimal (80 digits) or SymPy.
+
+    >>> divide(Fraction(1, 2), Fraction(3))
+    Fraction(1, 6)
+    >>> divide(Decimal("0.123456789012345"), Fraction(2))
+    Decimal('0.0617283945061725')
+    """
+    if isinstance(x, Fraction) and isinstance(y, Fraction):
+        return x / y
+    kinds = {coefficient_kind(x), coefficient_kind(y)}
+    if "algebraic" not in kinds:
+        from decimal import localcontext
+
+        def dec(v: Coefficient) -> Decimal:
+            return v if isinstance(v, Decimal) else Decimal(v.numerator) / Decimal(v.denominator)
+
+        with localcontext() as ctx:
+            ctx.prec = 80
+            return _check_range(dec(x) / dec(y), "a quotient", where)
+    sp = _sympy()
+    conv = lambda v: sp.Rational(v.numerator, v.denominator) if isinstance(v, Fraction) else (  # noqa: E731
+        sp.Float(str(v), 80) if isinstance(v, Decimal) else v)
+    return parse_coefficient(conv(x) / conv(y), where=where)
 
 
 def coefficient_kind(x: Coefficient) -> str:
@@ -165,6 +224,26 @@ def format_coefficient(x: Coefficient) -> str:
     if isinstance(x, Decimal):
         return str(x)
     return str(x)
+
+
+def check_container(x: Any, name: str, ndim: int, what: str) -> None:
+    """``x`` must be a real NumPy array with ``ndim`` dimensions or a (non-string) sequence;
+    checked before any entry is parsed, so a bad shape costs nothing.
+
+    >>> check_container("123", "b", 1, "a 1-D vector")
+    Traceback (most recent call last):
+    ...
+    odernn_bridge.errors.MethodValidationError: b: expected a 1-D vector, got str
+    """
+    if isinstance(x, np.ndarray):
+        if x.ndim != ndim:
+            raise MethodValidationError(f"{name}: expected {what}, got shape {x.shape}")
+        if np.iscomplexobj(x):
+            raise MethodValidationError(f"{name}: expected real numbers, got a complex array (dtype {x.dtype})")
+    elif isinstance(x, (str, bytes)) or not isinstance(x, Sequence):
+        raise MethodValidationError(f"{name}: expected {what}, got {type(x).__name__}")
+    elif ndim == 1 and any(isinstance(v, (Sequence, np.ndarray)) and not isinstance(v, str) for v in x[:1000]):
+        raise MethodValidationError(f"{name}: expected {what}, got nested lists")
 
 
 def parse_vector(values: Iterable[Any], *, where: str) -> list[Coefficient]:

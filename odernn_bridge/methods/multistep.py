@@ -16,10 +16,14 @@ from typing import Any, Literal, Sequence
 
 import numpy as np
 
+from .._checks import check_int
 from ..errors import MethodValidationError, OrderConditionError
-from .exact import Coefficient, format_coefficient, parse_vector, to_float
+from .exact import Coefficient, check_container, divide, format_coefficient, parse_vector, to_float
 
-__all__ = ["LinearMultistep"]
+__all__ = ["LinearMultistep", "MAX_STEPS"]
+
+#: most steps k of a multistep method (checked before any coefficient is parsed)
+MAX_STEPS = 64
 
 
 class LinearMultistep:
@@ -43,6 +47,23 @@ class LinearMultistep:
         family: str = "",
         verify: bool = True,
     ) -> None:
+        for nm, v in (("alpha", alpha), ("beta", beta)):
+            check_container(v, nm, 1, "a 1-D vector (list of numbers)")
+            if len(v) > MAX_STEPS + 1:
+                raise MethodValidationError(f"{nm}: {len(v) - 1} steps is more than MAX_STEPS = {MAX_STEPS}")
+        if order is not None:
+            check_int(order, "order", lo=1, error=MethodValidationError)
+            # a k-step method has at most 2k + 1 free coefficients: order <= 2k
+            if order > 2 * (len(alpha) - 1):
+                raise OrderConditionError(f"order: claimed {order}, but a {len(alpha) - 1}-step method has "
+                                          f"order at most {2 * (len(alpha) - 1)}")
+        for text_name, text in (("citation", citation), ("description", description), ("family", family)):
+            if text is not None and not isinstance(text, str):
+                raise MethodValidationError(f"{text_name}: expected a string, got {type(text).__name__}")
+        if name is not None and not isinstance(name, str):
+            raise MethodValidationError(f"name: expected a string or None, got {type(name).__name__}")
+        if isinstance(aliases, (str, bytes)) or not all(isinstance(x, str) for x in aliases):
+            raise MethodValidationError("aliases: expected a sequence of strings")
         a = parse_vector(alpha, where="alpha")
         bt = parse_vector(beta, where="beta")
         if len(a) < 2:
@@ -56,8 +77,8 @@ class LinearMultistep:
         if to_float(lead) == 0:
             raise MethodValidationError("alpha: the leading coefficient alpha_k must be nonzero")
         if lead != 1:
-            a = [x / lead for x in a]
-            bt = [x / lead for x in bt]
+            a = [divide(x, lead, where=f"alpha[{i}]") for i, x in enumerate(a)]
+            bt = [divide(x, lead, where=f"beta[{i}]") for i, x in enumerate(bt)]
         self._alpha = tuple(a)
         self._beta = tuple(bt)
         self.alpha = np.array([to_float(x) for x in a])
@@ -79,7 +100,7 @@ class LinearMultistep:
         if abs(float(np.dot(np.arange(self.steps + 1), self.alpha) - np.sum(self.beta))) > 1e-12:
             raise MethodValidationError(
                 "beta: inconsistent method: sum_j j*alpha_j must equal sum_j beta_j")
-        self._claimed_order = order
+        self._claimed_order = int(order) if order is not None else None
         if verify and order is not None:
             got = self.verified_order()
             if got < order:

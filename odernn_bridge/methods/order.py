@@ -230,20 +230,20 @@ def verify_stage_order(method: "ButcherTableau") -> int:
     """Largest q with B(q) and C(q): sum_j a_ij c_j^(k-1) = c_i^k / k and
     sum_i b_i c_i^(k-1) = 1/k for k = 1..q."""
     ar = _arithmetic(_as_tableau(method))
+    return _run(ar, lambda: _stage_order(ar))
 
-    def compute() -> int:
-        s = len(ar.b)
-        q = 0
-        for k in range(1, 2 * s + 2):
-            okB = ar.is_zero(sum((ar.b[i] * ar.c[i] ** (k - 1) for i in range(s)), ar.zero) - ar.one / k)
-            okC = all(ar.is_zero(sum((ar.A[i][j] * ar.c[j] ** (k - 1) for j in range(s)), ar.zero)
-                                 - ar.c[i] ** k / k) for i in range(s))
-            if not (okB and okC):
-                return q
-            q = k
-        return q
 
-    return _run(ar, compute)
+def _stage_order(ar: _Arithmetic) -> int:
+    s = len(ar.b)
+    q = 0
+    for k in range(1, 2 * s + 2):
+        okB = ar.is_zero(sum((ar.b[i] * ar.c[i] ** (k - 1) for i in range(s)), ar.zero) - ar.one / k)
+        okC = all(ar.is_zero(sum((ar.A[i][j] * ar.c[j] ** (k - 1) for j in range(s)), ar.zero)
+                             - ar.c[i] ** k / k) for i in range(s))
+        if not (okB and okC):
+            return q
+        q = k
+    return q
 
 
 def order_residuals(method: "ButcherTableau", order: int, embedded: bool = False) -> list[tuple[Tree, float]]:
@@ -262,7 +262,7 @@ def order_residuals(method: "ButcherTableau", order: int, embedded: bool = False
 
 
 def check_claimed_orders(method: "ButcherTableau") -> None:
-    """Raise :class:`OrderConditionError` if a claimed (embedded) order is refuted."""
+    """Raise :class:`OrderConditionError` if a claimed (embedded, stage) order is refuted."""
     ar = _arithmetic(method)
     for label, claimed, weights in (("order", method._claimed_order, ar.b),
                                     ("embedded_order", method._claimed_embedded, ar.b_embedded)):
@@ -273,6 +273,13 @@ def check_claimed_orders(method: "ButcherTableau") -> None:
             raise OrderConditionError(
                 f"{label}: {method.name} claims order {claimed} but the order conditions "
                 f"({ar.label}) hold only up to order {got}")
+    claimed = method._claimed_stage_order
+    if claimed is not None:
+        got = _run(ar, lambda: _stage_order(ar))
+        if got < claimed:
+            raise OrderConditionError(
+                f"stage_order: {method.name} claims stage order {claimed} but the simplifying "
+                f"assumptions B(q), C(q) ({ar.label}) hold only up to q = {got}")
 
 
 # -- linear multistep ---------------------------------------------------------------

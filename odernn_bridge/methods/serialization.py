@@ -24,11 +24,18 @@ import tomllib
 from pathlib import Path
 from typing import Any, Union
 
-from ..errors import MethodFormatError, MethodValidationError
+from ..errors import (
+    MethodFileOrderError,
+    MethodFileValidationError,
+    MethodFormatError,
+    MethodValidationError,
+    OrderConditionError,
+)
 from .multistep import LinearMultistep
 from .tableau import ButcherTableau
 
-__all__ = ["method_from_dict", "load_method", "save_method", "loads_method", "dumps_method", "Method"]
+__all__ = ["method_from_dict", "load_method", "save_method", "loads_method", "dumps_method", "Method",
+           "MAX_METHOD_FILE_BYTES"]
 
 Method = Union[ButcherTableau, LinearMultistep]
 
@@ -38,8 +45,47 @@ _LMM_KEYS = {"type", "name", "alpha", "beta", "order", "citation", "description"
              "notes", "kind"}
 
 
+#: largest method text :func:`load_method` / :func:`loads_method` parse (the largest
+#: catalogue method, GL10 written out exactly, is ~40 KB; Python's TOML parser takes about
+#: a second per MiB)
+MAX_METHOD_FILE_BYTES = 2**20
+
+_KINDS = ("explicit", "diagonally_implicit", "implicit", "multistep")
+
+
+def _check_types(d: dict[str, Any], where: str) -> None:
+    """Types of the keys other than the coefficients (these are checked as they are parsed)."""
+    name = d.get("name")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise MethodFormatError(f"{where}.name: expected a non-empty string, got {name!r}")
+    for key in ("order", "embedded_order", "stage_order"):
+        v = d.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise MethodFormatError(f"{where}.{key}: expected an integer, got {v!r}")
+    aliases = d.get("aliases", [])
+    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+        raise MethodFormatError(f"{where}.aliases: expected a list of strings")
+    for key in ("citation", "description", "notes", "family"):
+        if key in d and not isinstance(d[key], str):
+            raise MethodFormatError(f"{where}.{key}: expected a string, got {type(d[key]).__name__}")
+    if "kind" in d and d["kind"] not in _KINDS:
+        raise MethodFormatError(f"{where}.kind: expected one of {_KINDS}, got {d['kind']!r}")
+    for key in ("check_row_sums", "fsal"):
+        if key in d and not isinstance(d[key], bool):
+            raise MethodFormatError(f"{where}.{key}: expected true or false, got {d[key]!r}")
+
+
 def method_from_dict(d: dict[str, Any], *, verify: bool = True, where: str = "method") -> Method:
-    """Build a method from its dictionary description (see module docstring)."""
+    """Build a method from its dictionary description (see module docstring).
+
+    Every error is a :class:`~odernn_bridge.MethodFormatError` naming the key (and index);
+    a method that parses but fails its checks raises
+    :class:`~odernn_bridge.errors.MethodFileValidationError` (also a
+    ``MethodValidationError``; ``MethodFileOrderError`` for a refuted order claim).
+
+    >>> method_from_dict({"A": [[], ["1/2"]], "b": [0, 1], "order": 2}).kind
+    'explicit'
+    """
     if not isinstance(d, dict):
         raise MethodFormatError(f"{where}: expected a mapping, got {type(d).__name__}")
     typ = d.get("type")
@@ -55,18 +101,10 @@ def method_from_dict(d: dict[str, Any], *, verify: bool = True, where: str = "me
     for key in required:
         if key not in d:
             raise MethodFormatError(f"{where}: missing required key {key!r}")
+    _check_types(d, where)
     name = d.get("name")
-    if name is not None and (not isinstance(name, str) or not name):
-        raise MethodFormatError(f"{where}.name: expected a non-empty string, got {name!r}")
-    for key in ("order", "embedded_order", "stage_order"):
-        v = d.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
-            raise MethodFormatError(f"{where}.{key}: expected an integer, got {v!r}")
-    aliases = d.get("aliases", [])
-    if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-        raise MethodFormatError(f"{where}.aliases: expected a list of strings")
     common = dict(name=name, order=d.get("order"), citation=d.get("citation", ""),
-                  description=d.get("description", ""), aliases=aliases, verify=verify)
+                  description=d.get("description", ""), aliases=d.get("aliases", []), verify=verify)
     try:
         if typ == "runge_kutta":
             A = d["A"]
@@ -78,24 +116,52 @@ def method_from_dict(d: dict[str, Any], *, verify: bool = True, where: str = "me
                                   check_row_sums=d.get("check_row_sums", True),
                                   fsal=d.get("fsal"), **common)
         return LinearMultistep(d["alpha"], d["beta"], family=d.get("family", ""), **common)
-    except MethodFormatError:
-        raise
+    except MethodFormatError as exc:
+        if str(exc).startswith(f"{where}"):
+            raise
+        raise MethodFormatError(f"{where}{f' ({name})' if name else ''}: {exc}") from exc
     except MethodValidationError as exc:
-        raise type(exc)(f"{where} ({name}): {exc}") from exc
+        cls = MethodFileOrderError if isinstance(exc, OrderConditionError) else MethodFileValidationError
+        raise cls(f"{where}{f' ({name})' if name else ''}: {exc}") from exc
 
 
-def loads_method(text: str, fmt: str = "json", *, verify: bool = True) -> Method:
-    """Parse a method from JSON or TOML text."""
+def _decode(data: bytes, where: str) -> str:
+    # a UTF-8 byte-order mark (written by some Windows editors) is accepted and dropped
     try:
-        if fmt == "json":
-            data = json.loads(text)
-        elif fmt == "toml":
-            data = tomllib.loads(text)
-        else:
-            raise MethodFormatError(f"fmt: expected 'json' or 'toml', got {fmt!r}")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MethodFormatError(f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+
+
+def loads_method(text: str | bytes, fmt: str = "json", *, verify: bool = True, where: str = "method") -> Method:
+    """Parse a method from JSON or TOML text (``str``, or UTF-8 ``bytes``).
+
+    Untrusted text is safe: nothing in it is evaluated, the work is bounded (see the limits
+    in ``docs/methods.md``) and every error is a :class:`~odernn_bridge.MethodFormatError`.
+    A leading UTF-8 byte-order mark is ignored.
+
+    >>> loads_method('{"A": [[0]], "b": [1], "order": 1}').stages
+    1
+    """
+    if fmt not in ("json", "toml"):
+        raise MethodFormatError(f"fmt: expected 'json' or 'toml', got {fmt!r}")
+    if isinstance(text, (str, bytes, bytearray)) and len(text) > MAX_METHOD_FILE_BYTES:
+        raise MethodFormatError(f"{where}: larger than MAX_METHOD_FILE_BYTES = {MAX_METHOD_FILE_BYTES} bytes")
+    if isinstance(text, (bytes, bytearray)):
+        text = _decode(bytes(text), where)
+    elif not isinstance(text, str):
+        raise MethodFormatError(f"text: expected str or bytes, got {type(text).__name__}")
+    text = text.removeprefix("\ufeff")
+    try:
+        data = json.loads(text) if fmt == "json" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise MethodFormatError(f"malformed {fmt.upper()}: {exc}") from exc
-    return method_from_dict(data, verify=verify)
+        raise MethodFormatError(f"{where}: malformed {fmt.upper()}: {exc}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        # ValueError: integers beyond Python's 4300-digit conversion limit; RecursionError:
+        # arrays nested thousands deep
+        raise MethodFormatError(f"{where}: malformed {fmt.upper()}: {type(exc).__name__}: "
+                                f"{str(exc)[:200]}") from None
+    return method_from_dict(data, verify=verify, where=where)
 
 
 def _fmt_for(path: Path, fmt: str | None) -> str:
@@ -110,11 +176,19 @@ def _fmt_for(path: Path, fmt: str | None) -> str:
 
 
 def load_method(path: str | os.PathLike[str], fmt: str | None = None, *, verify: bool = True) -> Method:
-    """Load a method from a ``.json`` or ``.toml`` file."""
+    """Load a method from a ``.json`` or ``.toml`` file (see :func:`loads_method`).
+
+    Files larger than ``MAX_METHOD_FILE_BYTES`` (1 MiB) are refused unread.
+    """
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"path: no such method file: {str(p)!r}")
-    return loads_method(p.read_text(encoding="utf-8"), _fmt_for(p, fmt), verify=verify)
+    fmt = _fmt_for(p, fmt)
+    with open(p, "rb") as fh:
+        data = fh.read(MAX_METHOD_FILE_BYTES + 1)
+    if len(data) > MAX_METHOD_FILE_BYTES:
+        raise MethodFormatError(f"{p.name}: larger than MAX_METHOD_FILE_BYTES = {MAX_METHOD_FILE_BYTES} bytes")
+    return loads_method(data, fmt, verify=verify, where=p.name)
 
 
 def _toml_value(v: Any) -> str:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Literal, Sequence
 
 import numpy as np
 
-from ..errors import MethodValidationError
+from .._checks import check_int
+from ..errors import MethodValidationError, OrderConditionError
 from .exact import (
     Coefficient,
+    check_container,
     coefficient_kind,
     format_coefficient,
     parse_coefficient,
@@ -18,12 +21,41 @@ from .exact import (
     parse_vector,
     to_float,
 )
+from .order import MAX_VERIFIED_ORDER
 
-__all__ = ["ButcherTableau", "ExactCoefficients", "TableauKind"]
+__all__ = ["ButcherTableau", "ExactCoefficients", "TableauKind", "MAX_STAGES"]
 
 TableauKind = Literal["explicit", "diagonally_implicit", "implicit"]
 
 _FLOAT_TOL = 1e-12
+
+#: most stages a tableau may have (checked before any coefficient is parsed: a method file
+#: is untrusted input, and the work of parsing and of the order conditions grows with s^2)
+MAX_STAGES = 256
+
+
+def _matrix_rows(A: Any) -> list[list[Any]]:
+    """The rows of ``A`` as lists, after checking its shape and size (no entry is parsed)."""
+    check_container(A, "A", 2, "a square 2-D matrix (rows of numbers)")
+    s = len(A)
+    if s == 0:
+        raise MethodValidationError("A: a tableau needs at least one stage")
+    if s > MAX_STAGES:
+        raise MethodValidationError(f"A: {s} stages is more than MAX_STAGES = {MAX_STAGES}")
+    rows = []
+    for i, r in enumerate(A):
+        check_container(r, f"A[{i}]", 1, "a row (list of numbers)")
+        if len(r) > s:
+            raise MethodValidationError(f"A[{i}]: row has {len(r)} entries for {s} rows (A must be square)")
+        rows.append(list(r))
+    return rows
+
+
+def _check_vector(v: Any, name: str, s: int, what: str) -> None:
+    """``v`` must be a flat sequence of ``s`` entries (checked before any entry is parsed)."""
+    check_container(v, name, 1, "a 1-D vector (list of numbers)")
+    if len(v) != s:
+        raise MethodValidationError(f"{name}: expected {s} {what} for a {s}-stage A, got {len(v)}")
 
 
 @dataclass(frozen=True)
@@ -76,7 +108,31 @@ def _sum_any(xs: Sequence[Coefficient]) -> Coefficient:
                         else Decimal(str(_sympy_n(x, 60))) for x in xs), Decimal(0))
     import sympy
 
-    return parse_coefficient(sympy.expand(sum(sympy.Rational(x.numerator, x.denominator) if isinstance(x, Fraction) else x for x in xs)))
+    total = sympy.Add(*[sympy.Rational(x.numerator, x.denominator) if isinstance(x, Fraction) else x for x in xs])
+    # expanding (a + b)**64 * (c + d)**64 ... is exponential: only expand small expressions
+    return parse_coefficient(sympy.expand(total) if _expanded_terms(total) <= _MAX_EXPANDED_TERMS else total)
+
+
+_MAX_EXPANDED_TERMS = 10_000
+
+
+def _expanded_terms(e: Any) -> float:
+    """An upper bound on the number of terms of ``sympy.expand(e)`` (inf when huge)."""
+    import sympy
+
+    if isinstance(e, sympy.Add):
+        return sum(_expanded_terms(a) for a in e.args)
+    if isinstance(e, sympy.Mul):
+        n = 1.0
+        for a in e.args:
+            n *= _expanded_terms(a)
+        return n
+    if isinstance(e, sympy.Pow) and e.exp.is_Integer and e.exp > 0:
+        t = _expanded_terms(e.base)
+        if t >= 1e6 or e.exp > 10_000:
+            return math.inf
+        return float(min(math.comb(int(e.exp) + int(t) - 1, int(e.exp)), 10**18))
+    return 1.0 + sum(_expanded_terms(a) for a in getattr(e, "args", ()))
 
 
 def _sympy_n(x: Coefficient, digits: int) -> Any:
@@ -129,43 +185,53 @@ class ButcherTableau:
         check_row_sums: bool = True,
         verify: bool = True,
     ) -> None:
-        if isinstance(A, np.ndarray) and A.ndim != 2:
-            raise MethodValidationError(f"A: expected a square 2-D matrix, got shape {A.shape}")
-        if isinstance(A, (str, bytes)) or not isinstance(A, (Sequence, np.ndarray)):
-            raise MethodValidationError(f"A: expected a square matrix (rows of numbers), got {type(A).__name__}")
-        try:
-            A_rows = parse_matrix([list(r) for r in A], where="A")
-        except TypeError as exc:
-            raise MethodValidationError(f"A: expected a square 2-D matrix ({exc})") from exc
-        s = len(A_rows)
-        if s == 0:
-            raise MethodValidationError("A: a tableau needs at least one stage")
-        if np.ndim(b) != 1:
-            raise MethodValidationError(f"b: expected a 1-D vector, got {np.ndim(b)}-D")
+        # sizes and types first: nothing is parsed before the shapes are known to be sane
+        rows = _matrix_rows(A)
+        s = len(rows)
+        _check_vector(b, "b", s, "weights")
+        if c is not None:
+            _check_vector(c, "c", s, "nodes")
+        if b_embedded is not None:
+            _check_vector(b_embedded, "b_embedded", s, "weights")
+        if embedded_order is not None and b_embedded is None:
+            raise MethodValidationError(
+                "embedded_order: an embedded order is claimed but no b_embedded weights were given")
+        # a claim is checked before any work is spent on it (an explicit s-stage method has
+        # order <= s, an implicit one <= 2s; stage order <= order <= 2s)
+        explicit_pattern = all(len(r) <= i for i, r in enumerate(rows))
+        cap, why = (s, f"an explicit {s}-stage method") if explicit_pattern else (2 * s, f"a {s}-stage method")
+        for claim_name, claim, lo in (("order", order, 1), ("embedded_order", embedded_order, 1),
+                                      ("stage_order", stage_order, 0)):
+            if claim is not None:
+                check_int(claim, claim_name, lo=lo, error=MethodValidationError)
+                if claim > cap:
+                    raise OrderConditionError(f"{claim_name}: claimed {claim}, but {why} has "
+                                              f"{claim_name.replace('_', ' ')} at most {cap}")
+                if verify and claim > MAX_VERIFIED_ORDER:
+                    raise MethodValidationError(
+                        f"{claim_name}: claimed order {claim} is above {MAX_VERIFIED_ORDER}, the highest "
+                        "order the order conditions are evaluated to; pass verify=False to accept "
+                        "the claim unverified")
+        for flag_name, flag in (("check_row_sums", check_row_sums), ("verify", verify)):
+            if not isinstance(flag, (bool, np.bool_)):
+                raise MethodValidationError(f"{flag_name}: expected True or False, got {flag!r}")
+        if fsal is not None and not isinstance(fsal, (bool, np.bool_)):
+            raise MethodValidationError(f"fsal: expected True, False or None, got {fsal!r}")
+        for text_name, text in (("citation", citation), ("description", description)):
+            if text is not None and not isinstance(text, str):
+                raise MethodValidationError(f"{text_name}: expected a string, got {type(text).__name__}")
+        if isinstance(aliases, (str, bytes)) or not all(isinstance(a, str) for a in aliases):
+            raise MethodValidationError("aliases: expected a sequence of strings")
+
+        A_rows = parse_matrix(rows, where="A")
         b_vec = parse_vector(b, where="b")
-        if len(b_vec) != s:
-            raise MethodValidationError(f"b: expected {s} weights for a {s}-stage A, got {len(b_vec)}")
         if c is None:
             c_vec = [_exact_sum(row) if all(isinstance(x, Fraction) for x in row)
                      else _sum_any(row) for row in A_rows]
             check_row_sums = False
         else:
-            if np.ndim(c) != 1:
-                raise MethodValidationError(f"c: expected a 1-D vector, got {np.ndim(c)}-D")
             c_vec = parse_vector(c, where="c")
-            if len(c_vec) != s:
-                raise MethodValidationError(f"c: expected {s} nodes for a {s}-stage A, got {len(c_vec)}")
-        be_vec = None
-        if b_embedded is not None:
-            if np.ndim(b_embedded) != 1:
-                raise MethodValidationError("b_embedded: expected a 1-D vector")
-            be_vec = parse_vector(b_embedded, where="b_embedded")
-            if len(be_vec) != s:
-                raise MethodValidationError(
-                    f"b_embedded: expected {s} weights for a {s}-stage A, got {len(be_vec)}")
-        if embedded_order is not None and be_vec is None:
-            raise MethodValidationError(
-                "embedded_order: an embedded order is claimed but no b_embedded weights were given")
+        be_vec = parse_vector(b_embedded, where="b_embedded") if b_embedded is not None else None
 
         if name is not None and not isinstance(name, str):
             raise MethodValidationError(f"name: expected a string or None, got {type(name).__name__}")
@@ -224,11 +290,9 @@ class ButcherTableau:
             raise MethodValidationError("fsal: FSAL claimed but the last row of A is not b "
                                         "(with a zero last weight) for an explicit method")
 
-        self._claimed_order = order
-        self._claimed_embedded = embedded_order
-        self._claimed_stage_order = stage_order
-        if order is not None and (not isinstance(order, (int, np.integer)) or order < 1):
-            raise MethodValidationError(f"order: expected a positive integer, got {order!r}")
+        self._claimed_order = int(order) if order is not None else None
+        self._claimed_embedded = int(embedded_order) if embedded_order is not None else None
+        self._claimed_stage_order = int(stage_order) if stage_order is not None else None
         if verify:
             from .order import check_claimed_orders
 

@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import time
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..errors import FileFormatError
 from ..io import atomic_path
+from ..io import remove_stale_temporaries as _remove_stale_temporaries
 
 __all__ = ["save_checkpoint", "load_checkpoint", "remove_stale_temporaries", "WRITE_DELAY_ENV"]
 
@@ -51,19 +56,35 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike[str]) -> Pa
 
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device | None = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` (safe ``weights_only`` loading)."""
+    """Load a checkpoint written by :func:`save_checkpoint`.
+
+    Loading is ``torch.load(..., weights_only=True)`` with torch's default allow-list only
+    (tensors, numbers, strings, containers): a pickle that would build any other object —
+    code to run, for one — is refused.  A file that is truncated, corrupt, refused or not
+    a checkpoint dictionary raises :class:`~odernn_bridge.errors.FileFormatError`.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint: no file at {path}")
-    return torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        with warnings.catch_warnings():
+            # torch warns about pickle protocols of files it did not write; such a file is
+            # either refused below (one clear error) or loaded safely anyway
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, TypeError, AttributeError,
+            KeyError, IndexError, ImportError, OSError, zipfile.BadZipFile) as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        # torch's weights_only refusal says which global it blocked on a later line; its first
+        # line suggests weights_only=False, which is exactly what must not be done here
+        why = next((ln for ln in lines if "GLOBAL" in ln or "Unsupported" in ln), lines[0] if lines else "")
+        raise FileFormatError(f"checkpoint: {path} is not a checkpoint this library can load safely "
+                              f"({type(exc).__name__}: {why[:300]})") from None
+    if not isinstance(state, dict):
+        raise FileFormatError(f"checkpoint: {path} holds a {type(state).__name__}, not a checkpoint dictionary")
+    return state
 
 
 def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
     """Delete temporary files left next to ``path`` by writes that were killed."""
-    path = Path(path)
-    removed = []
-    if path.parent.is_dir():
-        for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
+    return _remove_stale_temporaries(path)

@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
-from ..io import atomic_write_text, open_dataset, provenance, save_figure, to_netcdf
+from ..errors import FileFormatError
+from ..io import atomic_write_text, open_dataset, provenance, read_json_object, save_figure, to_netcdf
 
 __all__ = ["load_run", "plot_run", "compare_runs", "format_table", "plot_comparison", "report"]
 
@@ -27,10 +27,19 @@ def load_run(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
     hist = run_dir / "history.nc"
     if not hist.is_file():
         raise FileNotFoundError(f"runs: {run_dir} is not a training run (no history.nc)")
-    config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").is_file() else {}
-    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
-    return {"name": run_dir.name, "path": run_dir, "history": open_dataset(hist), "config": config,
-            "summary": summary}
+    # every file is checked: a run folder may come from elsewhere (FileFormatError, one line)
+    config = read_json_object(run_dir / "config.json", f"{run_dir.name}/config.json") \
+        if (run_dir / "config.json").is_file() else {}
+    summary = read_json_object(run_dir / "summary.json", f"{run_dir.name}/summary.json") \
+        if (run_dir / "summary.json").is_file() else {}
+    history = open_dataset(hist)
+    missing = [d for d in ("step", "epoch") if d not in history.dims]
+    if missing or (history.sizes["step"] and "loss" not in history) or (
+            history.sizes["epoch"] and "epoch_end_step" not in history):
+        raise FileFormatError(f"{run_dir.name}/history.nc: not a training history (expected dims step and "
+                              f"epoch with loss and epoch_end_step; has {dict(history.sizes)}, "
+                              f"{sorted(map(str, history.data_vars))[:8]})")
+    return {"name": run_dir.name, "path": run_dir, "history": history, "config": config, "summary": summary}
 
 
 def _label(run: dict[str, Any]) -> str:

@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import NonFiniteError
+from ..errors import FileFormatError, NonFiniteError
 from ..io import atomic_write_text, provenance, to_netcdf
 from ..cells.learnable import (after_optimizer_step, learnable_cells, learnable_penalty, project_learnable_,
                                tableau_record)
@@ -117,6 +117,18 @@ class TrainConfig:
             if not isinstance(v, int) or isinstance(v, bool) or v < (0 if allow_zero else 1):
                 raise ValueError(f"{name}: expected a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}")
 
+        # types first (a config.json from elsewhere may hold anything): errors name the key
+        for name, types, what in ((("task", "model", "method", "field", "optimizer", "scheduler", "device"),
+                                   str, "a string"),
+                                  (("task_options", "field_options"), dict, "a mapping"),
+                                  (("deterministic", "progress"), bool, "true or false"),
+                                  (("dropout", "weight_decay", "momentum", "gamma"), (int, float), "a number")):
+            for n in name:
+                v = getattr(self, n)
+                if not isinstance(v, types) or (types != bool and isinstance(v, bool)):
+                    raise ValueError(f"{n}: expected {what}, got {v!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ValueError(f"seed: expected an integer, got {self.seed!r}")
         for name in ("hidden", "num_layers", "substeps", "epochs", "batch_size", "eval_batch_size", "step_size",
                      "monitor_samples", "monitor_time_steps"):
             positive_int(name)
@@ -159,6 +171,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"config: expected a mapping of settings, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
@@ -177,6 +191,21 @@ class TrainResult:
 
 
 Callback = Callable[["Trainer", dict[str, Any]], None]
+
+
+#: the files a run folder holds (see the module docstring)
+_RUN_FILES = ("checkpoint.pt", "config.json", "history.nc", "model.pt", "summary.json")
+
+
+def _checked(fn: Callable[[], Any], path: Path | None, part: str) -> Any:
+    """``fn()``, with the errors of a damaged checkpoint turned into FileFormatError."""
+    try:
+        return fn()
+    except FileFormatError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+        raise FileFormatError(f"checkpoint: {path} has a damaged {part} ({type(exc).__name__}: "
+                              f"{str(exc)[:300]})") from None
 
 
 def _seed_everything(seed: int) -> None:
@@ -466,7 +495,10 @@ class Trainer:
                 if self.checkpoint_path is None:
                     raise ValueError("resume: needs an out_dir holding checkpoint.pt")
                 state = load_checkpoint(self.checkpoint_path)
-                saved = TrainConfig.from_dict(state["config"])
+                if state.get("format") != CHECKPOINT_FORMAT:
+                    raise FileFormatError(f"checkpoint: {self.checkpoint_path} is not a training checkpoint "
+                                          f"(format {state.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
+                saved = _checked(lambda: TrainConfig.from_dict(state["config"]), self.checkpoint_path, "config")
                 for name in ("epochs", "max_steps", "device", "progress", "patience", "checkpoint_every"):
                     setattr(saved, name, getattr(cfg, name))
                 if saved != cfg:
@@ -476,7 +508,7 @@ class Trainer:
                     self.task = get_task(saved.task, **saved.task_options)
                 self.config = cfg = saved
                 self._build()
-                self.load_state_dict(state)
+                _checked(lambda: self.load_state_dict(state), self.checkpoint_path, "state")
                 finished = self.stopped == "early_stopping"  # the criterion already fired
                 self.stopped = "early_stopping" if finished else ""
             else:
@@ -486,7 +518,8 @@ class Trainer:
                 finished = False
             if self.out_dir is not None:
                 self.out_dir.mkdir(parents=True, exist_ok=True)
-                remove_stale_temporaries(self.checkpoint_path)
+                for name in _RUN_FILES:  # temporaries of writes killed mid-way (kill -9)
+                    remove_stale_temporaries(self.out_dir / name)
                 atomic_write_text(self.out_dir / "config.json", json.dumps(cfg.to_dict(), indent=2, default=str))
                 if not resume:
                     self.save_checkpoint()
