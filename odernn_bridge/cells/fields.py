@@ -38,6 +38,7 @@ __all__ = [
     "LeakyField",
     "GatedField",
     "AntisymmetricField",
+    "StiffField",
     "CallableField",
     "make_field",
     "FIELDS",
@@ -152,6 +153,26 @@ class VectorField(nn.Module):
                 J = J - leak * torch.eye(h.shape[-1], dtype=h.dtype, device=h.device)
             return J
         return _generic_jacobian(self.rhs, h, u, t)
+
+    def mean_jacobian(self, h: Tensor, u: Tensor, t: Tensor | float | None = None) -> Tensor:
+        """One Jacobian approximation (state, state) for the whole batch: what the implicit
+        cells' default simplified Newton (``newton_jacobian="shared"``) factorises.
+
+        For an :meth:`affine_form` it is the exact batch mean ``diag(mean act′) W − leak I``
+        (one product with W, no per-sample Jacobian); otherwise ∂f/∂h at the batch-mean
+        ``(h, u)`` (one sample's :meth:`jacobian`).  Override it for a cheaper or better one:
+        it only sets Newton's convergence rate, never the converged result.
+        """
+        form = self.affine_form()
+        if form is not None:
+            W, act, leak = form
+            a = _activation(act)(torch.nn.functional.linear(h, W) + u)
+            d = activation_derivative(act, a).mean(0)
+            J = d.unsqueeze(-1) * W
+            if leak:
+                J = J - leak * torch.eye(W.shape[0], dtype=W.dtype, device=W.device)
+            return J
+        return self.jacobian(h.mean(0, keepdim=True), u.mean(0, keepdim=True), t)[0]
 
 
 def _generic_jacobian(fn: Callable[..., Tensor], h: Tensor, u: Tensor, t: Any) -> Tensor:
@@ -271,6 +292,47 @@ class AntisymmetricField(VectorField):
         return AffineForm(self.recurrent_matrix(), self.activation, 0.0)
 
 
+class StiffField(VectorField):
+    """``f(h, x) = tanh(W h + U x + b) − Λ h`` with a fixed decay spectrum
+    ``Λ = diag(logspace(0, log10(stiffness), hidden))`` — eigenvalues of ∂f/∂h from about −1
+    to −``stiffness``: a stiff recurrence for which explicit cells need dt < 2.8/stiffness
+    (RK4) while L-stable implicit cells (ImplicitEuler, SDIRK2, RadauIIA5) take any dt.
+
+    >>> f = StiffField(2, 4, stiffness=1000.0)
+    >>> float(f.decay.max()), float(f.decay.min())
+    (1000.0, 1.0)
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, stiffness: float = 1000.0,
+                 dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> None:
+        super().__init__(input_size, hidden_size)
+        if isinstance(stiffness, bool) or not isinstance(stiffness, (int, float)) or not (
+                math.isfinite(stiffness) and stiffness >= 1.0):
+            raise ValueError(f"stiffness: expected a finite number >= 1, got {stiffness!r}")
+        self.stiffness = float(stiffness)
+        self.U = nn.Linear(input_size, hidden_size, bias=bias, dtype=dtype, device=device)
+        self.W = nn.Linear(hidden_size, hidden_size, bias=False, dtype=dtype, device=device)
+        k = 1.0 / math.sqrt(hidden_size)
+        for p in self.parameters():
+            nn.init.uniform_(p, -k, k)
+        decay = torch.logspace(0.0, math.log10(self.stiffness), hidden_size, dtype=torch.float64)
+        self.register_buffer("decay", decay.to(dtype=dtype or torch.get_default_dtype(), device=device))
+
+    def project_input(self, x: Tensor) -> Tensor:
+        return self.U(x)
+
+    def rhs(self, h: Tensor, u: Tensor, t: Tensor | float | None = None) -> Tensor:
+        return torch.tanh(self.W(h) + u) - self.decay * h
+
+    def jacobian(self, h: Tensor, u: Tensor, t: Tensor | float | None = None) -> Tensor:
+        a = torch.tanh(self.W(h) + u)
+        return (1.0 - a * a).unsqueeze(-1) * self.W.weight - torch.diag(self.decay)
+
+    def mean_jacobian(self, h: Tensor, u: Tensor, t: Tensor | float | None = None) -> Tensor:
+        a = torch.tanh(self.W(h) + u)
+        return (1.0 - a * a).mean(0).unsqueeze(-1) * self.W.weight - torch.diag(self.decay)
+
+
 class GatedField(VectorField):
     """A gated (GRU-like, continuous-time) field:
 
@@ -383,6 +445,7 @@ FIELDS: dict[str, type[VectorField]] = {
     "leaky": LeakyField,
     "gated": GatedField,
     "antisymmetric": AntisymmetricField,
+    "stiff": StiffField,
 }
 
 
