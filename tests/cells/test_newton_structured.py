@@ -94,8 +94,9 @@ def test_default_tolerance_step_agrees_with_exact_to_1e12(name: str, mode: str) 
     np.testing.assert_allclose(got, _reference_step(tab, field, x, h, 0.5), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("tab", [gauss2(), radau_iia3(), sdirk2()], ids=lambda t: t.name)
-@pytest.mark.parametrize("mode", ["shared", "krylov"])
+@pytest.mark.parametrize("tab,mode", [(gauss2(), "shared"), (radau_iia3(), "shared"), (sdirk2(), "shared"),
+                                      (gauss2(), "krylov"), (sdirk2(), "krylov")],
+                         ids=lambda v: getattr(v, "name", v))
 def test_gradcheck_structured_paths(tab: ob.ButcherTableau, mode: str) -> None:
     # the adjoint solve reuses the forward factorisation (shared: iterative refinement with
     # closed-form VJPs; krylov: GMRES on VJPs); it must give the IFT gradient of the solve
@@ -143,10 +144,10 @@ def test_matrix_reused_over_steps_and_invalidated_by_updates() -> None:
     torch.manual_seed(0)
     rnn = ob.ODERNN(3, 16, method="GL4", dt=0.5, dtype=D64)
     cell = rnn.cells[0]
-    x = torch.randn(30, 5, 3, dtype=D64)
+    x = torch.randn(12, 5, 3, dtype=D64)
     rnn(x)
     st = cell.last_stats
-    assert st["converged"] and 1 <= st["jacobian_updates"] <= 5  # not one per step (30)
+    assert st["converged"] and 1 <= st["jacobian_updates"] <= 3  # not one per step (12)
     rnn(x)
     assert cell.last_stats["jacobian_updates"] == 0  # same weights: the matrix is kept
     with torch.no_grad():
@@ -201,7 +202,7 @@ def test_singular_newton_matrix_is_convergence_error(mode: str) -> None:
     field = ElmanField(2, 3, activation="identity", dtype=D64)
     with torch.no_grad():
         field.W.weight.copy_(torch.eye(3, dtype=D64))
-    cell = RKCell(field, "ImplicitEuler", dt=1.0, newton_jacobian=mode)
+    cell = RKCell(field, "ImplicitEuler", dt=1.0, newton_jacobian=mode, newton_maxiter=3)
     with pytest.raises(ob.ConvergenceError, match="singular|did not converge"):
         cell(torch.randn(2, 2, dtype=D64), torch.randn(2, 3, dtype=D64))
 
