@@ -74,6 +74,16 @@ def _combine(h: Tensor, comb: tuple[str, Any], Kd: Tensor, out: Tensor) -> Tenso
     return out
 
 
+def _activate(act: str, sc: float, Wt: Tensor, y: Tensor, u: Tensor, du: Tensor | None, theta: float,
+              ubuf: Tensor | None, out: Tensor) -> Tensor:
+    """``out = act(W y + u_i)`` in place, with the stage input ``u_i = u + θ_i du`` under linear
+    input interpolation (else ``u``); ``sc`` is the activation's pre-activation scale."""
+    if du is not None and theta != 0.0:
+        u = torch.add(u, du, alpha=theta, out=ubuf)
+    torch.addmm(u, y, Wt, beta=sc, alpha=sc, out=out)
+    return activation_from_scaled_(act, out)
+
+
 def _forward(plan: FusedPlan, act: str, leak: float, u_seq: Tensor, h0: Tensor, W: Tensor,
              store: bool) -> tuple[Tensor, Tensor, Tensor]:
     """Run the sequence; with ``store`` keep every stage's Y_i and A_i (for the backward pass),
@@ -105,13 +115,7 @@ def _forward(plan: FusedPlan, act: str, leak: float, u_seq: Tensor, h0: Tensor, 
                 r = plan.index[i]
                 y = _combine(h, combs[i], Kd, Ybuf[plan.yslot[i], slot]) if i in combs else h
                 a_out = Abuf[r, slot]
-                theta = plan.theta[mm][r]
-                if du is not None and theta != 0.0:
-                    torch.add(u, du, alpha=theta, out=ubuf)
-                    torch.addmm(ubuf, y, Wt, beta=sc, alpha=sc, out=a_out)  # type: ignore[arg-type]
-                else:
-                    torch.addmm(u, y, Wt, beta=sc, alpha=sc, out=a_out)
-                activation_from_scaled_(act, a_out)
+                _activate(act, sc, Wt, y, u, du, plan.theta[mm][r], ubuf, a_out)
                 if Kleak is not None:
                     torch.add(a_out, y, alpha=-leak, out=Kleak[r])
             _combine(h, upd, Kd, S[idx + 1])
@@ -150,13 +154,7 @@ def _infer(plan: FusedPlan, act: str, leak: float, u_seq: Tensor, h0: Tensor, W:
         for mm in range(m):
             for r, comb, ybuf, a_out, k_out in stage_plan:
                 y = h if comb is None else _combine(h, comb, Kd, ybuf)
-                theta = plan.theta[mm][r]
-                if du is not None and theta != 0.0:
-                    torch.add(u, du, alpha=theta, out=ubuf)
-                    torch.addmm(ubuf, y, Wt, beta=sc, alpha=sc, out=a_out)  # type: ignore[arg-type]
-                else:
-                    torch.addmm(u, y, Wt, beta=sc, alpha=sc, out=a_out)
-                activation_from_scaled_(act, a_out)
+                _activate(act, sc, Wt, y, u, du, plan.theta[mm][r], ubuf, a_out)
                 if leak:
                     torch.add(a_out, y, alpha=-leak, out=k_out)
             h = _combine(h, upd, Kd, out[k] if mm == m - 1 else work[mm % 2])  # type: ignore[index]
