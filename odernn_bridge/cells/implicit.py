@@ -147,9 +147,9 @@ class StageProblem:
     mean_jacobian: Callable[[Tensor, Tensor, Tensor], Tensor] | None = None
     cache: JacobianCache | None = None
     cache_key: Any = None
-    #: optional ``adjoint(K, h, us) -> (w ↦ (∂Φ/∂K)ᵀ w)`` in closed form (fields with an affine
-    #: form); otherwise the backward pass takes vector–Jacobian products through autograd
-    adjoint: Callable[[Tensor, Tensor, Tensor], Callable[[Tensor], Tensor]] | None = None
+    #: optional ``adjoint(K, h, us, Φ(K)) -> (w ↦ (∂Φ/∂K)ᵀ w)`` in closed form (fields with an
+    #: affine form); otherwise the backward pass takes vector–Jacobian products through autograd
+    adjoint: Callable[[Tensor, Tensor, Tensor, Tensor], Callable[[Tensor], Tensor]] | None = None
 
 
 def _scaled_residual(G: Tensor, K: Tensor) -> Tensor:
@@ -479,7 +479,7 @@ class _ImplicitFunction(torch.autograd.Function):
             out = _phi_with_params(problem, params, K_, h_, us_)
             if closed:
                 with torch.no_grad():
-                    vjp = problem.adjoint(K, h, us)  # type: ignore[misc]
+                    vjp = problem.adjoint(K, h, us, out.detach())  # type: ignore[misc]
             else:
                 def vjp(w: Tensor) -> Tensor:
                     g = torch.autograd.grad(out, K_, w, retain_graph=True, allow_unused=True)[0]

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from ..methods import ButcherTableau, LinearMultistep, get_method
 from ._validate import check_dt, check_finite, check_positive_int, check_step_args, check_step_input
-from .fields import VectorField, _activation, activation_derivative
+from .fields import VectorField, activation_derivative
 from .implicit import JacobianCache, NewtonOptions, StageProblem, differentiable_inputs, solve_fixed_point
 
 __all__ = ["RKCell", "resolve_tableau"]
@@ -271,11 +271,13 @@ class RKCell(nn.Module):
         if form is not None:
             W, act_name, leak = form
 
-            def adjoint(K: Tensor, h_: Tensor, us_: Tensor) -> Any:
-                # (∂Φ/∂K)ᵀ w = Σ_j (hA)_ji J_jᵀ w_j with J_j = diag(act′_j) W − leak I
-                Y = h_.unsqueeze(1) + torch.einsum("ij,bjn->bin", hA, K)
-                a = _activation(act_name)(torch.addmm(us_.reshape(B * s, p), Y.reshape(B * s, n), W.t()))
-                D = activation_derivative(act_name, a).view(B, s, n)
+            def adjoint(K: Tensor, h_: Tensor, us_: Tensor, Phi: Tensor) -> Any:
+                # (∂Φ/∂K)ᵀ w = Σ_j (hA)_ji J_jᵀ w_j with J_j = diag(act′_j) W − leak I; the
+                # activations are read off Φ(K) = act(W Y + u) − leak·Y (no product with W)
+                a = Phi
+                if leak:
+                    a = Phi + leak * (h_.unsqueeze(1) + torch.einsum("ij,bjn->bin", hA, K))
+                D = activation_derivative(act_name, a)
                 hAt = hA.t().contiguous()
 
                 def vjp(w: Tensor) -> Tensor:
