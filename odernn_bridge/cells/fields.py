@@ -185,9 +185,11 @@ class VectorField(nn.Module):
         cells' default simplified Newton (``newton_jacobian="shared"``) factorises.
 
         For an :meth:`affine_form` it is the exact batch mean ``diag(mean act′) W − leak I``
-        (one product with W, no per-sample Jacobian); otherwise ∂f/∂h at the batch-mean
-        ``(h, u)`` (one sample's :meth:`jacobian`).  Override it for a cheaper or better one:
-        it only sets Newton's convergence rate, never the converged result.
+        (one product with W, no per-sample Jacobian); otherwise the batch mean of
+        :meth:`jacobian` (correct for any field, including ones whose samples do not share one
+        function, at the cost of the per-sample Jacobians — formed only when the cells refresh
+        the shared matrix).  Override it for a cheaper or better one: it only sets Newton's
+        convergence rate, never the converged result.
         """
         form = self.affine_form()
         if form is not None:
@@ -198,7 +200,7 @@ class VectorField(nn.Module):
             if leak:
                 J = J - leak * torch.eye(W.shape[0], dtype=W.dtype, device=W.device)
             return J
-        return self.jacobian(h.mean(0, keepdim=True), u.mean(0, keepdim=True), t)[0]
+        return self.jacobian(h, u, t).mean(0)
 
 
 def _generic_jacobian(fn: Callable[..., Tensor], h: Tensor, u: Tensor, t: Any) -> Tensor:
