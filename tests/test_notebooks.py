@@ -20,7 +20,7 @@ EXPECTED = {
     "03_cross_validation.py": ["03_cell_convergence.png", "03_order_sweep.png"],
     "04_training_and_stability_monitor.py": ["04_monitor_during_training.png", "04_dt_sweep.png",
                                              "odernn_curves.png", "odernn_stability.png", "lstm_curves.png",
-                                             "comparison.png"],
+                                             "comparison.png", "04_stiff_training.png"],
     "05_learnable_tableaux.py": ["05_stability_regions_during_training.png", "05_tableau_trajectory.png"],
 }
 

@@ -18,6 +18,7 @@ from .fields import (
     ElmanField,
     GatedField,
     LeakyField,
+    StiffField,
     VectorField,
     make_field,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "LeakyField",
     "GatedField",
     "AntisymmetricField",
+    "StiffField",
     "CallableField",
     "make_field",
     "FIELDS",

@@ -26,8 +26,8 @@ from torch import Tensor, nn
 
 from ..methods import ButcherTableau, LinearMultistep, get_method
 from ._validate import check_dt, check_finite, check_positive_int, check_step_args, check_step_input
-from .fields import VectorField
-from .implicit import NewtonOptions, StageProblem, differentiable_inputs, solve_fixed_point
+from .fields import VectorField, activation_derivative
+from .implicit import JacobianCache, NewtonOptions, StageProblem, differentiable_inputs, solve_fixed_point
 
 __all__ = ["RKCell", "resolve_tableau"]
 
@@ -72,11 +72,15 @@ class RKCell(nn.Module):
         dt: time between two inputs (> 0); ``substeps`` RK steps of ``dt/substeps`` each.
         input_interpolation: ``"constant"`` (x held over the step) or ``"linear"``.
         newton_tol, newton_maxiter, on_nonconvergence: Newton settings for implicit
-            tableaux (tol default: 1e-10 float64, 1e-5 float32, on the residual scaled by
+            tableaux (tol default: 1e-12 float64, 1e-5 float32, on the residual scaled by
             1 + max|K|); ``"raise"`` raises :class:`~odernn_bridge.ConvergenceError`,
             ``"flag"`` only records ``last_stats["converged"] = False``.
-        newton_jacobian: ``"full"`` (Jacobian every iteration) or ``"frozen"`` (simplified
-            Newton: Jacobian at the predictor, LU-factorised once per step).
+        newton_jacobian: ``"shared"`` (default: simplified Newton with one Jacobian
+            approximation for the batch, Butcher-transformed, reused over steps; falls back
+            to ``"full"`` when it does not converge), ``"full"`` (exact per-sample Jacobian
+            every iteration — the accurate reference), ``"frozen"`` (per-sample Jacobian at
+            the predictor, factorised once per step) or ``"krylov"`` (Jacobian-free
+            Newton–GMRES on Jacobian-vector products).  See docs/cells.md for the trade-offs.
         fused: let :meth:`run_sequence` use the fused whole-sequence kernel when the field
             has an affine form and the tableau is explicit.
 
@@ -89,7 +93,7 @@ class RKCell(nn.Module):
 
     def __init__(self, field: VectorField, method: Any, dt: float = 1.0, substeps: int = 1, *,
                  input_interpolation: str = "constant", newton_tol: float | None = None,
-                 newton_maxiter: int = 20, on_nonconvergence: str = "raise", newton_jacobian: str = "full",
+                 newton_maxiter: int = 20, on_nonconvergence: str = "raise", newton_jacobian: str = "shared",
                  fused: bool = True,
                  check_finite: bool = True) -> None:
         super().__init__()
@@ -101,6 +105,7 @@ class RKCell(nn.Module):
             raise ValueError(f"input_interpolation: expected 'constant' or 'linear', got {input_interpolation!r}")
         self.input_interpolation = input_interpolation
         self.newton = NewtonOptions(newton_tol, newton_maxiter, on_nonconvergence, newton_jacobian)
+        self._jacobian_cache = JacobianCache()
         self.fused = bool(fused)
         self.check_finite = bool(check_finite)
         self.stages = self.method.stages
@@ -255,8 +260,37 @@ class RKCell(nn.Module):
         def stage_dphi(i: int, K: Tensor, h_: Tensor, us_: Tensor) -> Tensor:
             return hA[i, i] * field.jacobian(stage_y(i, K, h_), us_[:, i], ts[i])
 
+        def mean_jacobian(K: Tensor, h_: Tensor, us_: Tensor) -> Tensor:
+            Y = h_.unsqueeze(1) + torch.einsum("ij,bjn->bin", hA, K)
+            if autonomous:
+                return field.mean_jacobian(Y.reshape(B * s, n), us_.reshape(B * s, p))
+            return sum(field.mean_jacobian(Y[:, i], us_[:, i], ts[i]) for i in range(s)) / s
+
+        form = field.affine_form() if autonomous else None
+        adjoint = None
+        if form is not None:
+            W, act_name, leak = form
+
+            def adjoint(K: Tensor, h_: Tensor, us_: Tensor, Phi: Tensor) -> Any:
+                # (∂Φ/∂K)ᵀ w = Σ_j (hA)_ji J_jᵀ w_j with J_j = diag(act′_j) W − leak I; the
+                # activations are read off Φ(K) = act(W Y + u) − leak·Y (no product with W)
+                a = Phi
+                if leak:
+                    a = Phi + leak * (h_.unsqueeze(1) + torch.einsum("ij,bjn->bin", hA, K))
+                D = activation_derivative(act_name, a)
+                hAt = hA.t().contiguous()
+
+                def vjp(w: Tensor) -> Tensor:
+                    g = torch.mm((w * D).reshape(B * s, n), W).view(B, s, n)
+                    if leak:
+                        g = g - leak * w
+                    return torch.einsum("ij,bjn->bin", hAt, g)
+                return vjp
+
         problem = StageProblem(phi, dphi, s, sequential=self.kind == "diagonally_implicit",
-                               stage_phi=stage_phi, stage_dphi=stage_dphi)
+                               stage_phi=stage_phi, stage_dphi=stage_dphi,
+                               coupling=hs * self.method.A, mean_jacobian=mean_jacobian,
+                               cache=self._jacobian_cache, cache_key=self._cache_key(h, hs), adjoint=adjoint)
         with torch.no_grad():
             k0 = field.rhs(h, us[:, 0], ts[0])
         counter["nfev"] += 1
@@ -270,7 +304,15 @@ class RKCell(nn.Module):
         stats["converged"] = stats["converged"] and st["converged"]
         stats["newton_tol"] = st["newton_tol"]
         stats["nfev"] += counter["nfev"]
+        stats["jacobian_updates"] = stats.get("jacobian_updates", 0) + st.get("jacobian_updates", 0)
+        stats["fallbacks"] = stats.get("fallbacks", 0) + int(bool(st.get("fallback", False)))
         return h + hs * torch.einsum("j,bjn->bn", self._coefficients(h, "b"), K)
+
+    def _cache_key(self, like: Tensor, hs: float) -> tuple[Any, ...]:
+        """What a shared Newton matrix depends on besides the states: step, dtype, device and
+        the field's parameters (identity and in-place version: an optimiser step invalidates)."""
+        return (hs, like.dtype, like.device,
+                tuple((id(q), q._version) for q in self.field.parameters()))
 
     def _coefficients(self, like: Tensor, which: str) -> Tensor:
         """Tableau arrays as tensors of ``like``'s dtype/device (cached)."""
@@ -322,16 +364,19 @@ class RKCell(nn.Module):
         outs = []
         h = h0
         T = u_seq.shape[0]
+        # one unbind (one backward node) instead of T selections, each of whose backward
+        # passes would write a zero-filled (seq, batch, p) gradient: O(T²) memory traffic
+        u_steps = u_seq.unbind(0)
         compiled = getattr(self, "_compiled_step", None)
         if compiled is not None:
             for k in range(T):
-                h = compiled(u_seq[k], h)
+                h = compiled(u_steps[k], h)
                 outs.append(h)
             self.last_stats.update(nfev=len(self._needed) * self.substeps * T, steps=self.substeps * T)
             return torch.stack(outs, 0)
         linear = self.input_interpolation == "linear"
         for k in range(T):
-            u_next = u_seq[k + 1] if linear and k + 1 < T else None
-            h = self.step_projected(u_seq[k], h, t0 + k * self.dt, u_next)
+            u_next = u_steps[k + 1] if linear and k + 1 < T else None
+            h = self.step_projected(u_steps[k], h, t0 + k * self.dt, u_next)
             outs.append(h)
         return torch.stack(outs, 0)

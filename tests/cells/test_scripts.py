@@ -23,13 +23,20 @@ def test_bench_cells_tiny(scripts, tmp_path: Path) -> None:
     bench_cells, _ = scripts
     out = tmp_path / "b.json"
     rc = bench_cells.main(["--seq", "3", "--batch", "2", "--hidden", "8", "--input", "4", "--repeats", "1",
-                           "--no-compile", "--json", str(out)])
+                           "--threads", "1", "2", "--no-compile", "--json", str(out)])
     assert rc == 0
     data = json.loads(out.read_text())
-    assert {"lstm", "rk4_fused", "rk4_generic", "euler_fused", "rnn_tanh"} <= set(data["median_s"])
-    assert "ODERNN RK4 (fused) / nn.LSTM" in data["ratios"]
+    assert {"lstm@1", "lstm@2", "lstm_inf@1", "rk4_fused@1", "rk4_inf@2", "rk4_generic", "euler_fused",
+            "rnn_tanh", "implicit_midpoint", "gl4", "radau_iia5"} <= set(data["median_s"])
+    for label in ("RK4 fused / nn.LSTM  (training, 1 thread)", "RK4 fused / nn.LSTM  (inference, 2 threads)",
+                  "ImplicitMidpoint / RK4 fused", "GL4 / RK4 fused", "RadauIIA5 / RK4 fused"):
+        assert data["ratios"][label]["value"] > 0
+    assert data["info"]["gl4_newton"]["fallbacks"] == 0
     if "torchdiffeq_rk4" in data["median_s"]:  # the 3/8-rule cell reproduces torchdiffeq's rk4
         assert data["info"]["max_abs_diff_vs_torchdiffeq_rk38"] < 1e-5
+    if "torchode_rk4" in data["median_s"]:  # torchode with the classic tableau is the RK4 cell
+        assert data["info"]["max_abs_diff_vs_torchode_rk4"] < 1e-5
+        assert "torchode rk4 / RK4 fused" in data["ratios"]
 
 
 def test_gpu_check_on_cpu(scripts, tmp_path: Path) -> None:

@@ -1,0 +1,206 @@
+"""Structured Newton matrices ``I − C ⊗ J̄`` for implicit stage equations (Hairer–Wanner IV.8).
+
+An implicit scheme written as ``K = Φ(K)`` with ``K`` of shape (batch, s, n) has the Newton
+matrix ``I − ∂Φ/∂K``; for a Runge–Kutta method ``∂Φ/∂K = (dt·A) ⊗ J`` blockwise, with ``J``
+the field's Jacobian at each stage of each sample.  Stiff solvers (Radau5, the SDIRK codes)
+replace it by ``I − C ⊗ J̄`` with one Jacobian approximation ``J̄`` (here: shared by the whole
+batch — the batch mean — and reused over steps while Newton converges fast), and then
+
+* for a fully implicit tableau, **Butcher's transformation**: ``C = T D T⁻¹`` with ``D`` real
+  block-diagonal (a 1×1 block per real eigenvalue of ``C``, a 2×2 block ``[[α, β], [−β, α]]``
+  per complex pair ``α ± iβ``), so that ``(I − C⊗J̄)⁻¹ = (T⊗I) (I − D⊗J̄)⁻¹ (T⁻¹⊗I)`` needs
+  ``n×n`` (real eigenvalue) and ``2n×2n`` (complex pair) inverses instead of one ``sn×sn``;
+  the 2n×2n real form of a pair is the complex system ``(I − (α+iβ) J̄) z = r`` written
+  out in real arithmetic;
+* for a diagonally implicit tableau, ``n×n`` inverses of ``I − c_ii J̄`` (one per distinct
+  diagonal value: a single one for SDIRK) and block substitution.
+
+The inverses are formed once (``torch.linalg.inv``) and applied as matrix products, so one
+application costs about one (batch×n)·(n×n) product per real eigenvalue and four per complex
+pair; the transposed application (the implicit-function-theorem backward pass) reuses them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["SharedNewtonMatrix", "butcher_transform"]
+
+#: transformations with cond(T) above this are not used (defective or nearly defective C):
+#: the whole coupled system then stays one block
+_MAX_COND = 1e6
+
+
+@lru_cache(maxsize=64)
+def _butcher_transform_cached(key: bytes, s: int) -> tuple[np.ndarray, np.ndarray, tuple[tuple[tuple[int, ...], np.ndarray], ...]] | None:
+    C = np.frombuffer(key, dtype=np.float64).reshape(s, s)
+    if s == 1:
+        return np.eye(1), np.eye(1), (((0,), C.copy()),)
+    try:
+        lam, V = np.linalg.eig(C)
+    except np.linalg.LinAlgError:
+        return None
+    scale = max(1.0, float(np.abs(C).max()))
+    cols: list[np.ndarray] = []
+    blocks: list[tuple[tuple[int, ...], np.ndarray]] = []
+    used = np.zeros(s, dtype=bool)
+    for i in range(s):
+        if used[i]:
+            continue
+        used[i] = True
+        if abs(lam[i].imag) <= 1e-12 * scale:
+            blocks.append(((len(cols),), np.array([[lam[i].real]])))
+            v = V[:, i].real
+            cols.append(v / np.abs(v).max())
+            continue
+        # the conjugate partner: the closest unused eigenvalue to conj(λ_i)
+        rest = [j for j in range(s) if not used[j]]
+        if not rest:
+            return None
+        j = min(rest, key=lambda j: abs(lam[j] - np.conj(lam[i])))
+        used[j] = True
+        k = i if lam[i].imag > 0 else j
+        a, b = lam[k].real, lam[k].imag
+        v = V[:, k] / np.abs(V[:, k]).max()
+        # C [p q] = [p q] [[α, β], [−β, α]] for v = p + i q, λ = α + iβ
+        blocks.append(((len(cols), len(cols) + 1), np.array([[a, b], [-b, a]])))
+        cols += [v.real, v.imag]
+    T = np.stack(cols, axis=1)
+    if not np.isfinite(T).all() or np.linalg.cond(T) > _MAX_COND:
+        return None
+    Tinv = np.linalg.inv(T)
+    D = np.zeros((s, s))
+    for idx, blk in blocks:
+        D[np.ix_(idx, idx)] = blk
+    if np.abs(T @ D @ Tinv - C).max() > 1e-12 * scale:
+        return None
+    return T, Tinv, tuple(blocks)
+
+
+def butcher_transform(C: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[tuple[tuple[int, ...], np.ndarray], ...]] | None:
+    """``(T, T⁻¹, blocks)`` with ``C = T D T⁻¹``, ``D`` real block-diagonal; ``blocks`` lists
+    ``(indices, D-block)``.  None when ``C`` is not (well) diagonalisable.
+
+    >>> import numpy as np
+    >>> T, Ti, blocks = butcher_transform(np.array([[0.25, 0.25 - 3 ** 0.5 / 6],
+    ...                                             [0.25 + 3 ** 0.5 / 6, 0.25]]))
+    >>> [idx for idx, _ in blocks]        # Gauss–Legendre 4: one complex pair, one 2n×2n block
+    [(0, 1)]
+    """
+    C = np.ascontiguousarray(C, dtype=np.float64)
+    return _butcher_transform_cached(C.tobytes(), C.shape[0])
+
+
+class SharedNewtonMatrix:
+    """``(I − C ⊗ J̄)⁻¹`` and its transpose applied to stage vectors (batch, s, n).
+
+    ``C`` (s×s, NumPy) is the stage coupling (``dt·A`` for RK, ``[[dt·β_k]]`` for a linear
+    multistep method); ``J̄`` (n×n tensor) the shared Jacobian approximation.  ``lower``:
+    ``C`` is lower triangular (diagonally implicit), handled by block substitution.
+    Raises ``torch.linalg.LinAlgError`` if a block is singular.
+    """
+
+    def __init__(self, C: np.ndarray, J: Tensor, lower: bool = False) -> None:
+        self.s = C.shape[0]
+        self.n = J.shape[0]
+        self.dtype, self.device = J.dtype, J.device
+        self.J = J
+        self.lower = bool(lower) and self.s > 1
+        eye = torch.eye(self.n, dtype=J.dtype, device=J.device)
+        if self.lower:
+            self.C = C
+            self._diag: dict[float, Tensor | None] = {}
+            for i in range(self.s):
+                c = float(C[i, i])
+                if c not in self._diag:
+                    self._diag[c] = None if c == 0.0 else torch.linalg.inv(eye - c * J)
+            self.T = self.Tinv = None
+            self.blocks: list[tuple[list[int], Tensor]] = []
+            return
+        tr = butcher_transform(C)
+        if tr is None:
+            T = Tinv = np.eye(self.s)
+            blocks = ((tuple(range(self.s)), C),)
+        else:
+            T, Tinv, blocks = tr
+        identity = np.allclose(T, np.eye(self.s), rtol=0, atol=0)
+        self.T = None if identity else torch.tensor(T, dtype=J.dtype, device=J.device)
+        self.Tinv = None if identity else torch.tensor(Tinv, dtype=J.dtype, device=J.device)
+        self.blocks = []
+        for idx, D in blocks:
+            m = len(idx)
+            Dt = torch.tensor(np.asarray(D), dtype=J.dtype, device=J.device)
+            M = torch.eye(m * self.n, dtype=J.dtype, device=J.device) - torch.kron(Dt, J)
+            self.blocks.append((list(idx), torch.linalg.inv(M)))
+
+    @property
+    def stage_inverses(self) -> int:
+        """Number of inverses formed (n×n for real eigenvalues/diagonal values, 2n×2n per pair)."""
+        return len(self._diag) if self.lower else len(self.blocks)
+
+    # -- diagonally implicit: one stage at a time ------------------------------------------
+    def solve_stage(self, i: int, r: Tensor) -> Tensor:
+        """``(I − c_ii J̄)⁻¹ r`` for one stage, r: (batch, n)."""
+        inv = self._diag[float(self.C[i, i])] if self.lower else self.blocks[0][1]
+        return r if inv is None else r @ inv.t()
+
+    # -- whole stage vectors -----------------------------------------------------------------
+    def solve(self, r: Tensor, transpose: bool = False) -> Tensor:
+        """``(I − C⊗J̄)⁻¹ r`` (or ``(I − C⊗J̄)⁻ᵀ r`` with ``transpose``), r: (batch, s, n)."""
+        if self.lower:
+            return self._substitute(r, transpose)
+        B = r.shape[0]
+        # forward: r̃ = (T⁻¹⊗I) r, x = (T⊗I) x̃;  transposed: r̃ = (Tᵀ⊗I) r, x = (T⁻ᵀ⊗I) x̃
+        if self.T is not None:
+            left = self.Tinv if not transpose else self.T.t()
+            r = torch.einsum("ij,bjn->bin", left, r)
+        out = torch.empty_like(r)
+        for idx, inv in self.blocks:
+            m = len(idx)
+            if m == self.s:
+                rb = r.reshape(B, m * self.n)
+            elif m == 1:
+                rb = r[:, idx[0]]
+            else:
+                rb = r[:, idx].reshape(B, m * self.n)
+            xb = rb @ (inv if transpose else inv.t())
+            if m == self.s:
+                out = xb.view(B, self.s, self.n)
+            elif m == 1:
+                out[:, idx[0]] = xb
+            else:
+                out[:, idx] = xb.view(B, m, self.n)
+        if self.T is not None:
+            right = self.T if not transpose else self.Tinv.t()
+            out = torch.einsum("ij,bjn->bin", right, out)
+        return out
+
+    def _substitute(self, r: Tensor, transpose: bool) -> Tensor:
+        s, C = self.s, self.C
+        xs: list[Tensor | None] = [None] * s
+        if not transpose:  # x_i = (I − c_ii J̄)⁻¹ (r_i + Σ_{j<i} c_ij J̄ x_j)
+            JX: list[Tensor | None] = [None] * s
+            for i in range(s):
+                acc = r[:, i]
+                for j in range(i):
+                    if C[i, j] != 0.0:
+                        if JX[j] is None:
+                            JX[j] = xs[j] @ self.J.t()  # type: ignore[operator]
+                        acc = torch.add(acc, JX[j], alpha=float(C[i, j]))  # type: ignore[arg-type]
+                xs[i] = self.solve_stage(i, acc)
+        else:  # x_i = (I − c_ii J̄)⁻ᵀ (r_i + Σ_{l>i} c_li J̄ᵀ x_l)
+            JX = [None] * s
+            for i in reversed(range(s)):
+                acc = r[:, i]
+                for l in range(i + 1, s):
+                    if C[l, i] != 0.0:
+                        if JX[l] is None:
+                            JX[l] = xs[l] @ self.J  # type: ignore[operator]
+                        acc = torch.add(acc, JX[l], alpha=float(C[l, i]))  # type: ignore[arg-type]
+                inv = self._diag[float(C[i, i])]
+                xs[i] = acc if inv is None else acc @ inv
+        return torch.stack(xs, dim=1)  # type: ignore[arg-type]
