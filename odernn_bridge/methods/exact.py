@@ -23,6 +23,7 @@ from typing import Any, Iterable, Sequence
 import mpmath
 import numpy as np
 
+from .._mp import evalf
 from ..errors import MethodFormatError, MethodValidationError
 from .expression import MAX_DIGITS, MAX_EXPRESSION_LENGTH, _Reject, parse_decimal, parse_expression
 
@@ -148,7 +149,7 @@ def _normalise_sympy(expr: Any, where: str) -> Coefficient:
         raise MethodFormatError(f"{where}: expression {str(expr)[:80]} has free symbols {expr.free_symbols}")
     if expr.is_Rational:
         return Fraction(int(expr.p), int(expr.q))
-    val = complex(sp.N(expr, 30))
+    val = complex(evalf(expr, 30))
     if not (math.isfinite(val.real) and abs(val.imag) < 1e-25):
         raise MethodFormatError(f"{where}: expression {str(expr)[:80]} is not a finite real number")
     return expr
@@ -205,16 +206,17 @@ def to_float(x: Coefficient) -> float:
         return x.numerator / x.denominator if abs(x.numerator) < 2**1000 else float(x)
     if isinstance(x, Decimal):
         return float(x)
-    return float(_sympy().N(x, 30))
+    return float(evalf(x, 30))
 
 
 def to_mpf(x: Coefficient) -> mpmath.mpf:
-    """Value at the current ``mpmath.mp.dps`` precision."""
+    """Value at the current ``mpmath.mp.dps`` precision (call it under
+    :data:`odernn_bridge._mp.MP_LOCK`, e.g. inside ``_mp.workdps``, for a definite precision)."""
     if isinstance(x, Fraction):
         return mpmath.mpf(x.numerator) / x.denominator
     if isinstance(x, Decimal):
         return mpmath.mpf(str(x))
-    return mpmath.mpf(str(_sympy().N(x, mpmath.mp.dps + 5)))
+    return mpmath.mpf(str(evalf(x, mpmath.mp.dps + 5)))
 
 
 def format_coefficient(x: Coefficient) -> str:

@@ -44,6 +44,7 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any, Callable, Sequence
 
+from .._mp import evalf, mp_guarded
 from ..errors import MethodValidationError
 from .multistep import LinearMultistep
 from .tableau import ButcherTableau
@@ -129,7 +130,7 @@ def _roots_of_factor(f: Any) -> list[Any]:
     if r is None or len(r) != d or any(z.has(sp.I) for z in r):
         r = [sp.CRootOf(f.as_expr(), k) for k in range(d)]
     return sorted((z if z.has(sp.CRootOf) else sp.expand(z) for z in r),
-                  key=lambda z: float(sp.N(z, 30)))
+                  key=lambda z: float(evalf(z, 30)))
 
 
 def _node_set(omega: Any) -> list[tuple[Any, Any]]:
@@ -143,7 +144,7 @@ def _node_set(omega: Any) -> list[tuple[Any, Any]]:
             raise MethodValidationError(f"nodes: repeated zero in {omega}")
         fac = fac.monic()
         out.extend((z, fac) for z in _roots_of_factor(fac))
-    return sorted(out, key=lambda p: float(sp.N(p[0], 30)))
+    return sorted(out, key=lambda p: float(evalf(p[0], 30)))
 
 
 @lru_cache(maxsize=None)
@@ -445,6 +446,7 @@ def _gl_aliases(s: int) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=None)
+@mp_guarded  # SymPy evaluates CRootOf nodes at mpmath's global precision
 def gauss_legendre(s: int) -> ButcherTableau:
     """The s-stage Gauss–Legendre collocation method ``GL{2s}`` (order 2s, stage order s).
 
@@ -460,6 +462,7 @@ def gauss_legendre(s: int) -> ButcherTableau:
 
 
 @lru_cache(maxsize=None)
+@mp_guarded  # SymPy evaluates CRootOf nodes at mpmath's global precision
 def radau_iia(s: int) -> ButcherTableau:
     """The s-stage Radau IIA method ``RadauIIA{2s-1}`` (order 2s − 1, stage order s, L-stable).
 
@@ -476,6 +479,7 @@ def radau_iia(s: int) -> ButcherTableau:
 
 
 @lru_cache(maxsize=None)
+@mp_guarded  # SymPy evaluates CRootOf nodes at mpmath's global precision
 def radau_ia(s: int) -> ButcherTableau:
     """The s-stage Radau IA method ``RadauIA{2s-1}`` (order 2s − 1, stage order s − 1, L-stable).
 
@@ -496,6 +500,7 @@ _LOBATTO_STAGE_ORDER = {"IIIA": lambda s: s, "IIIB": lambda s: s - 2, "IIIC": la
 
 
 @lru_cache(maxsize=None)
+@mp_guarded  # SymPy evaluates CRootOf nodes at mpmath's global precision
 def lobatto(variant: str, s: int) -> ButcherTableau:
     """Lobatto ``variant`` ("IIIA", "IIIB" or "IIIC") with s stages, named by its order 2s − 2.
 

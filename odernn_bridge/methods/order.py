@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable, Union
 
 import mpmath
 
+from .._mp import mp_guarded, workdps
 from ..errors import MethodValidationError, OrderConditionError
 from .exact import decimal_digits, to_mpf
 from .trees import FixedPointEvaluator, OrderConditionEvaluator, Tree, trees_of_order
@@ -127,7 +128,7 @@ def _arithmetic(m: "ButcherTableau") -> _Arithmetic:
         dps = max(digits + 10, 30)
         tol = mpmath.mpf(10) ** (-(max(digits, 12) - 8))
         label = f"mpmath, coefficients published to {digits} digits"
-    with mpmath.workdps(dps):
+    with workdps(dps):
         conv = lambda v: [to_mpf(x) for x in v]  # noqa: E731
         return _Arithmetic([conv(r) for r in co.A], conv(co.b), conv(co.c),
                            conv(co.b_embedded) if co.b_embedded is not None else None,
@@ -139,7 +140,7 @@ def _arithmetic(m: "ButcherTableau") -> _Arithmetic:
 def _run(ar: _Arithmetic, fn: Callable[[], Any]) -> Any:
     if ar.dps is None:
         return fn()
-    with mpmath.workdps(ar.dps):
+    with workdps(ar.dps):
         return fn()
 
 
@@ -176,6 +177,7 @@ def _as_tableau(method: Any) -> "ButcherTableau":
     return m
 
 
+@mp_guarded
 def verify_order(method: Union["ButcherTableau", "LinearMultistep"], max_order: int | None = None, *,
                  tol: float | None = None) -> int:
     """The order established by the order conditions (trees up to ``max_order``).
@@ -214,6 +216,7 @@ def verify_order(method: Union["ButcherTableau", "LinearMultistep"], max_order: 
     return _run(ar, lambda: _established(ar, ar.b, limit))
 
 
+@mp_guarded
 def verify_embedded_order(method: "ButcherTableau", max_order: int | None = None) -> int | None:
     """Order of the embedded solution ``b_embedded`` (None if there is none)."""
     method = _as_tableau(method)
@@ -226,6 +229,7 @@ def verify_embedded_order(method: "ButcherTableau", max_order: int | None = None
     return _run(ar, lambda: _established(ar, ar.b_embedded, limit))  # type: ignore[arg-type]
 
 
+@mp_guarded
 def verify_stage_order(method: "ButcherTableau") -> int:
     """Largest q with B(q) and C(q): sum_j a_ij c_j^(k-1) = c_i^k / k and
     sum_i b_i c_i^(k-1) = 1/k for k = 1..q."""
@@ -246,6 +250,7 @@ def _stage_order(ar: _Arithmetic) -> int:
     return q
 
 
+@mp_guarded
 def order_residuals(method: "ButcherTableau", order: int, embedded: bool = False) -> list[tuple[Tree, float]]:
     """``(tree, Phi(t) - 1/gamma(t))`` for every tree of exactly ``order`` nodes."""
     ar = _arithmetic(method)
@@ -261,6 +266,7 @@ def order_residuals(method: "ButcherTableau", order: int, embedded: bool = False
     return _run(ar, compute)
 
 
+@mp_guarded
 def check_claimed_orders(method: "ButcherTableau") -> None:
     """Raise :class:`OrderConditionError` if a claimed (embedded, stage) order is refuted."""
     ar = _arithmetic(method)

@@ -136,9 +136,9 @@ def _expanded_terms(e: Any) -> float:
 
 
 def _sympy_n(x: Coefficient, digits: int) -> Any:
-    import sympy
+    from .._mp import evalf
 
-    return sympy.N(x, digits)
+    return evalf(x, digits)
 
 
 def _close(x: Coefficient, y: Coefficient, tol: float) -> bool:

@@ -21,6 +21,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .._cache import LRUCache, content_key
+from .._mp import workdps
 from ..errors import ConvergenceError, NonFiniteError
 from ..methods.multistep import LinearMultistep
 from ..methods.tableau import ButcherTableau
@@ -52,7 +54,8 @@ def _check_finite(x: np.ndarray, what: str) -> None:
                              "the solution blew up)")
 
 
-_COEFFS: dict[tuple[int, int], tuple[ButcherTableau, np.ndarray, np.ndarray, np.ndarray]] = {}
+#: mpf coefficient arrays per (method content, digits); keyed on the coefficients, not id()
+_COEFFS = LRUCache(maxsize=64)
 
 
 def tableau_arrays(method: ButcherTableau, dps: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -60,21 +63,18 @@ def tableau_arrays(method: ButcherTableau, dps: int | None = None) -> tuple[np.n
     computed from the exact coefficients at ``dps`` digits."""
     if dps is None:
         return method.A, method.b, method.c
-    key = (id(method), int(dps))
-    hit = _COEFFS.get(key)
-    if hit is None or hit[0] is not method:
-        import mpmath
 
+    def compute() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         from ..methods.exact import to_mpf
 
-        with mpmath.workdps(int(dps)):
+        with workdps(int(dps)):
             co = method.coefficients
             A = np.array([[to_mpf(x) for x in row] for row in co.A], dtype=object)
             b = np.array([to_mpf(x) for x in co.b], dtype=object)
             c = np.array([to_mpf(x) for x in co.c], dtype=object)
-        hit = (method, A, b, c)
-        _COEFFS[key] = hit
-    return hit[1], hit[2], hit[3]
+        return A, b, c
+
+    return _COEFFS.get_or_compute((content_key(method), int(dps)), compute)
 
 
 def rk_step(method: ButcherTableau, f: RHS, t: float, u: np.ndarray, dt: float, *,

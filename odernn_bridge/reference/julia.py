@@ -40,6 +40,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .._cache import LRUCache, content_key
 from ..errors import ConvergenceError, JuliaUnavailableError, OdernnError, UnknownMethodError
 from ..methods.tableau import ButcherTableau
 from .backend import Backend, Method, Solution, _as_method
@@ -62,7 +63,7 @@ TABLEAU_NAMES: dict[str, str] = {
     "BS3": "BogakiShampine3",
     "BS5": "BogakiShampine5",
     "Vern6": "VernerEfficient6",
-    "Vern7": "VernerEfficient7",
+    "Vern7": "Verner7",  # constructVernerEfficient7 is a different 7(6) pair (catalogue VernerEfficient7)
     "Vern9": "VernerEfficient9",
     "ImplicitMidpoint": "MidpointRule",
     "Trapezoid": "TrapezoidalRule",
@@ -299,7 +300,7 @@ class JuliaBackend(JuliaSessionBackend):
 
     def __init__(self, session: Any | None = None, *, bigfloat_ground_truth: bool = True) -> None:
         super().__init__(session, bigfloat_ground_truth=bigfloat_ground_truth)
-        self._tab_cache: dict[int, tuple[Method, Any]] = {}
+        self._tab_cache = LRUCache(maxsize=64)  # Julia tableaux by method content (not id())
 
     def _call(self, fn: str, *args: Any, **kwargs: Any) -> Any:
         s = self.session
@@ -335,18 +336,16 @@ class JuliaBackend(JuliaSessionBackend):
     def _jl_tableau(self, method: Method) -> Any:
         if not isinstance(method, ButcherTableau):
             raise TypeError(f"method: the Julia backend runs Runge-Kutta tableaux, got {type(method).__name__}")
-        key = id(method)
-        hit = self._tab_cache.get(key)
-        if hit is None or hit[0] is not method:
+        emb_order = int(method.embedded_order or 0) if method.b_embedded is not None else None
+
+        def build() -> Any:
             kw: dict[str, Any] = {}
             if method.b_embedded is not None:
-                kw = {"b_embedded": np.ascontiguousarray(method.b_embedded),
-                      "embedded_order": int(method.embedded_order or 0)}
-            tab = self._call("tableau_from_arrays", np.ascontiguousarray(method.A), np.ascontiguousarray(method.b),
-                             np.ascontiguousarray(method.c), int(method.order), **kw)
-            self._tab_cache[key] = (method, tab)
-            return tab
-        return hit[1]
+                kw = {"b_embedded": np.ascontiguousarray(method.b_embedded), "embedded_order": emb_order}
+            return self._call("tableau_from_arrays", np.ascontiguousarray(method.A), np.ascontiguousarray(method.b),
+                              np.ascontiguousarray(method.c), int(method.order), **kw)
+
+        return self._tab_cache.get_or_compute((content_key(method), int(method.order), emb_order), build)
 
     def _args(self, prob: Problem) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
         return (self._rhs(prob), np.array(prob.u0, dtype=np.float64), np.array(prob.tspan, dtype=np.float64),

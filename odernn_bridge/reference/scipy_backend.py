@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
 from typing import Any, Sequence
 
 import numpy as np
 
+from .._mp import workdps
 from ..methods.multistep import LinearMultistep
 from ..methods.tableau import ButcherTableau
 from .backend import Backend, Method, Solution, _as_method, imag_interval, real_interval, stability_function_values
@@ -31,7 +31,6 @@ __all__ = ["ScipyBackend", "REFERENCE_ALGS"]
 REFERENCE_ALGS = ("DOP853", "Radau", "BDF", "LSODA", "RK45", "mpmath")
 _DEFAULT_TOL = {"DOP853": (2.5e-14, 1e-16), "RK45": (1e-12, 1e-14), "Radau": (1e-13, 1e-15),
                 "BDF": (1e-12, 1e-14), "LSODA": (1e-12, 1e-14)}
-_MP_LOCK = threading.Lock()
 
 
 def _grid_steps(span: float, dt: float, what: str) -> int:
@@ -87,7 +86,7 @@ class ScipyBackend(Backend):
 
         t0, t1 = prob.tspan
         n = _grid_steps(t1 - t0, dt, "time span")
-        with mpmath.workdps(int(dps)):
+        with workdps(int(dps)):
             dt_mp = (mpmath.mpf(t1) - mpmath.mpf(t0)) / n
             u0 = np.array([mpmath.mpf(float(x)) for x in prob.u0], dtype=object)
             p = prob.params_for(0)
@@ -138,9 +137,7 @@ class ScipyBackend(Backend):
             raise TypeError(f"method: step() needs a one-step (Runge-Kutta) method, got {type(m).__name__}")
         p = prob.params_for(segment)
         if dps is not None:
-            import mpmath
-
-            with mpmath.workdps(int(dps)):
+            with workdps(int(dps)):
                 return rk_step(m, functools.partial(_rhs, prob, p), float(t), np.asarray(u, dtype=object),
                                dt, jac=_jac(prob, p), autonomous=prob.autonomous, dps=int(dps))
         return rk_step(m, functools.partial(_rhs, prob, p), float(t), np.asarray(u, dtype=np.float64), float(dt),
@@ -225,7 +222,7 @@ class ScipyBackend(Backend):
             return self._adaptive(prob, None, None, None, times).u
         import mpmath
 
-        with _MP_LOCK, mpmath.workdps(dps):
+        with workdps(dps):
             F = _odefun(prob, dps)
             return np.array([[float(x) for x in F(mpmath.mpf(float(t)))] for t in times], dtype=np.float64)
 
@@ -235,7 +232,7 @@ class ScipyBackend(Backend):
         times = _times(prob, saveat)
         import mpmath
 
-        with _MP_LOCK, mpmath.workdps(dps):
+        with workdps(dps):
             if prob.exact is not None and prob.rhs is not None:
                 F = _odefun(prob, dps)  # exact closed forms are float64 functions: integrate instead
             elif prob.rhs is None or prob.segmented:

@@ -10,10 +10,12 @@ computations need — are made in that field, never in float64.
 from __future__ import annotations
 
 from fractions import Fraction
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import mpmath
 import numpy as np
+
+from .._mp import workdps
 
 #: working precision (decimal digits) of the high-precision path
 MP_DPS = 50
@@ -131,7 +133,8 @@ def ray_abs2(coeffs: Poly, lam: tuple[Any, Any]) -> Poly:
 # -- the first exit of p >= 0 along t > 0 ----------------------------------------------
 
 def first_exit(p: Poly, zero_tol: Any = 0, t_max: float | None = None,
-               scales: Poly | None = None, value_tol: Any = None) -> float | None:
+               scales: Poly | None = None, value_tol: Any = None,
+               noise: Callable[[Any], Any] | None = None) -> float | None:
     """Smallest ``t* >= 0`` such that ``p < 0`` just after ``t*`` (``p >= 0`` on ``[0, t*]``).
 
     ``None`` when ``p >= 0`` on all of ``(0, t_max)`` (``t_max=None``: ``(0, inf)``).  The
@@ -139,12 +142,15 @@ def first_exit(p: Poly, zero_tol: Any = 0, t_max: float | None = None,
     zero when ``|p_k| <= zero_tol * scales[k]`` (``scales[k]``: the size of the terms summed
     into p_k; by default ``|p_k|``, so that only exact zeros count), and a value p(t) counts
     as non-negative when ``p(t) >= -value_tol * sum_k scales[k] t^k`` (default
-    ``value_tol = 10 zero_tol``).  Candidate sign changes come from the float roots of ``p``;
-    the sign between consecutive candidates is decided in the exact/high-precision field, and
-    the crossing is refined by bisection at :data:`MP_DPS` digits.
+    ``value_tol = 10 zero_tol``) or, with ``noise`` given, when the *stored* (not zeroed)
+    ``p(t) >= -noise(t)`` (the absolute uncertainty of the value).  Candidate sign changes come from the float roots of
+    ``p``; the sign between consecutive candidates is decided in the exact/high-precision
+    field, and the crossing is refined by bisection at :data:`MP_DPS` digits.  The result is
+    rounded *inward*: the largest float64 at or below the last point decided inside.
     """
     sc = list(scales) if scales is not None else [abs(c) for c in p]
     sc = sc + [0] * (len(p) - len(sc))
+    stored, stored_sc = list(p), list(sc)
     p = [c if abs(c) > zero_tol * s else c * 0 for c, s in zip(p, sc)] if zero_tol else list(p)
     p = trim(p, 0)
     if not p:
@@ -159,7 +165,7 @@ def first_exit(p: Poly, zero_tol: Any = 0, t_max: float | None = None,
         return 0.0
     if len(p) == 1:
         return None
-    with mpmath.workdps(MP_DPS):
+    with workdps(MP_DPS):
         pm = [to_mp(c) for c in p]
         scm = [to_mp(s) for s in sc]
         tol_mp = to_mp(zero_tol)
@@ -182,23 +188,42 @@ def first_exit(p: Poly, zero_tol: Any = 0, t_max: float | None = None,
         tests.append(2.0 * prev + 1.0 if t_max is None else 0.5 * (prev + t_max))
 
         # rounding at MP_DPS digits (exact field) or the coefficient noise (mp field)
-        eps_rel = max(mpmath.mpf(10) ** (-(MP_DPS - 10)),
-                      10 * tol_mp if value_tol is None else to_mp(value_tol))
+        rounding = mpmath.mpf(10) ** (-(MP_DPS - 10))
+        if noise is not None:
+            # the stored polynomial against its own uncertainty: the zeroed coefficients (defects
+            # of order conditions) shape only the start of the ray and the candidates, so the
+            # exit found is that of the stored coefficients
+            sm = [to_mp(c) for c in stored]
+            ssc = [to_mp(x) for x in stored_sc]
 
-        def inside(t: mpmath.mpf) -> bool:
-            return peval(pm, t) >= -eps_rel * max(peval_abs(pm, t), peval(scm, abs(t)))
+            def inside(t: mpmath.mpf) -> bool:
+                return peval(sm, t) >= -(noise(t) + rounding * max(peval_abs(sm, t), peval(ssc, abs(t))))
+        else:
+            eps_rel = max(rounding, 10 * tol_mp if value_tol is None else to_mp(value_tol))
+
+            def inside(t: mpmath.mpf) -> bool:
+                return peval(pm, t) >= -eps_rel * max(peval_abs(pm, t), peval(scm, abs(t)))
 
         lo = mpmath.mpf(0)
         for t in tests:
             tm = mpmath.mpf(t)
             if not inside(tm):
-                return float(_refine(pm, lo, tm, inside))
+                return float_at_or_below(_refine(pm, lo, tm, inside))
             lo = tm
     return None
 
 
+def float_at_or_below(x: mpmath.mpf) -> float:
+    """The largest float64 ``<= x`` (an exit radius rounded into the region, not out of it)."""
+    f = float(x)
+    if mp_to_fraction(mpmath.mpf(f)) > mp_to_fraction(x):
+        f = float(np.nextafter(f, -np.inf))
+    return f
+
+
 def _refine(pm: Poly, lo: mpmath.mpf, hi: mpmath.mpf, inside) -> mpmath.mpf:
-    """Bisect the crossing in ``[lo, hi]`` (inside at lo, outside at hi) to ~1e-18 relative.
+    """Bisect the crossing in ``[lo, hi]`` (inside at lo, outside at hi) to ~1e-18 relative;
+    returns the last point decided inside.
 
     Between ``lo`` and ``hi`` there is a single candidate root, so the predicate changes
     once and bisection is safe; 1e-18 is far below the float64 result's resolution.
@@ -209,4 +234,4 @@ def _refine(pm: Poly, lo: mpmath.mpf, hi: mpmath.mpf, inside) -> mpmath.mpf:
             lo = mid
         else:
             hi = mid
-    return (lo + hi) / 2
+    return lo

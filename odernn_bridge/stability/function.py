@@ -31,6 +31,8 @@ from typing import Any, Sequence
 import mpmath
 import numpy as np
 
+from .._cache import content_key
+from .._mp import MP_LOCK, mp_guarded, workdps
 from ..methods.catalogue import as_method
 from ..methods.multistep import LinearMultistep
 from ..methods.tableau import ButcherTableau
@@ -66,7 +68,8 @@ class StabilityFunction:
     """
 
     def __init__(self, numerator: Sequence[Any], denominator: Sequence[Any], *, name: str = "R",
-                 arithmetic: str = "exact rational", zero_tol: Any = 0, coefficient_tol: Any = 0) -> None:
+                 arithmetic: str = "exact rational", zero_tol: Any = 0, coefficient_tol: Any = 0,
+                 value_tol: Any = 0) -> None:
         num = _poly.trim(list(numerator), zero_tol)
         den = _poly.trim(list(denominator), zero_tol)
         if not den:
@@ -80,6 +83,9 @@ class StabilityFunction:
         #: below it as zero, so a method published to 16 digits is not declared unstable by a
         #: 1e-16 defect in an order condition
         self.coefficient_tol = max(coefficient_tol, zero_tol)
+        #: relative accuracy of the coefficients *values* (one unit in the last published
+        #: digit; the working-precision noise otherwise): |R| within it of 1 is on the boundary
+        self.value_tol = max(value_tol, zero_tol)
         self.name = name
         self.arithmetic = arithmetic
         self.field = _poly.field_of(self._num + self._den)
@@ -120,6 +126,10 @@ class StabilityFunction:
             return float("inf")
         if self.field == "fraction":
             return float(self._num[-1] / self._den[-1])
+        with MP_LOCK:
+            return self._mp_at_infinity()
+
+    def _mp_at_infinity(self) -> float:
         ratio = _poly.to_mp(self._num[-1]) / _poly.to_mp(self._den[-1])
         # a leading coefficient that is zero to the coefficients' accuracy (published
         # decimals of a stiffly accurate method) gives R(∞) = 0
@@ -251,7 +261,7 @@ _EXTRA_DPS = 30
 
 def _raw_polynomials(m: ButcherTableau, dps: int | None) -> dict[str, Any]:
     """Numerator/denominator pairs of R, the embedded R, stage and internal functions."""
-    ctx = mpmath.workdps(dps) if dps else _nullcontext()
+    ctx = workdps(dps) if dps else _nullcontext()
     with ctx:
         _label, _dps, one, zero, A, b, be = _field_values(m)
         ex = _Expansion(A, b, one, zero, m.kind == "explicit")
@@ -270,15 +280,18 @@ def _pairs(raw: dict[str, Any]) -> list[Any]:
 
 
 def _all_functions(m: ButcherTableau) -> dict[str, Any]:
-    # keyed on the name as well: tableaux with equal coefficients compare (and hash) equal,
-    # but each result carries its own method's name
-    return _all_functions_named(m, m.name)
+    # keyed on the coefficients as written (content_key: a published decimal and an equal
+    # rational are analysed differently, though they compare equal) and on the name, which
+    # each result carries
+    return _all_functions_named(m, content_key(m), m.name)
 
 
 @functools.lru_cache(maxsize=512)
-def _all_functions_named(m: ButcherTableau, name: str) -> dict[str, Any]:
+@mp_guarded
+def _all_functions_named(m: ButcherTableau, key: Any, name: str) -> dict[str, Any]:
     label, dps = _arithmetic(m)
     coefficient_tol: Any = 0
+    value_tol: Any = 0
     if dps is None:
         raw = _raw_polynomials(m, None)
 
@@ -290,7 +303,7 @@ def _all_functions_named(m: ButcherTableau, name: str) -> dict[str, Any]:
         # higher-precision result is kept and coefficients below 10**4 x its noise are zeros.
         low = _raw_polynomials(m, dps)
         raw = _raw_polynomials(m, dps + _EXTRA_DPS)
-        with mpmath.workdps(dps + _EXTRA_DPS):
+        with workdps(dps + _EXTRA_DPS):
             noise = max((abs(x - y) for pl, ph in zip(_pairs(low), _pairs(raw))
                          for a, c in zip(pl, ph) for x, y in zip(a, c)), default=mpmath.mpf(0))
             zero_tol = max(noise * mpmath.mpf(10) ** (4 - _EXTRA_DPS),
@@ -301,11 +314,15 @@ def _all_functions_named(m: ButcherTableau, name: str) -> dict[str, Any]:
             # published decimals are often less accurate than their printed digits (derived
             # from a lower-precision computation): allow defects up to 10^-(2·digits/3)
             coefficient_tol = max(mpmath.mpf(10) ** -(digits - 4), mpmath.mpf(10) ** (-2 * digits / 3))
+            # values, though, are as accurate as the digits: a point of the stability region
+            # is decided to one unit in the last published digit (stability intervals end
+            # inside the region of the stored coefficients to that accuracy)
+            value_tol = mpmath.mpf(10) ** (1 - digits)
 
         def finish(pair):
             num, den = pair
             if "algebraic" in label:
-                with mpmath.workdps(dps + _EXTRA_DPS):
+                with workdps(dps + _EXTRA_DPS):
                     rn, rd = _recognise(num), _recognise(den)
                 if rn is not None and rd is not None:
                     return rn, rd, "exact rational (recognised from high-precision arithmetic)", 0
@@ -316,7 +333,8 @@ def _all_functions_named(m: ButcherTableau, name: str) -> dict[str, Any]:
             return None
         num, den, lab, tol = finish(pair)
         return StabilityFunction(num, den, name=name, arithmetic=lab, zero_tol=tol,
-                                 coefficient_tol=coefficient_tol if tol else 0)
+                                 coefficient_tol=coefficient_tol if tol else 0,
+                                 value_tol=value_tol if tol else 0)
 
     return {
         "R": make(raw["R"], m.name),

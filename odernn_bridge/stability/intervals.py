@@ -33,6 +33,8 @@ from typing import Any
 import mpmath
 import numpy as np
 
+from .._cache import LRUCache, content_key
+from .._mp import mp_guarded, workdps
 from ..methods.multistep import LinearMultistep
 from ..methods.tableau import ButcherTableau
 from . import _poly
@@ -59,19 +61,28 @@ def _rk_ray_exit(R: StabilityFunction, lam: complex) -> float:
         p = _poly.psub(_poly.ray_abs2(list(den), (lr, li)), _poly.ray_abs2(list(num), (lr, li)))
         t = _poly.first_exit(p, 0)
     else:
-        with mpmath.workdps(_poly.MP_DPS + 40):
+        with workdps(_poly.MP_DPS + 40):
             lr, li = mpmath.mpf(lam.real), mpmath.mpf(lam.imag)
             nm = [_poly.to_mp(c) for c in num]
             dm = [_poly.to_mp(c) for c in den]
-            p = _poly.psub(_poly.ray_abs2(dm, (lr, li)), _poly.ray_abs2(nm, (lr, li)))
+            pp, qq = _poly.ray_abs2(nm, (lr, li)), _poly.ray_abs2(dm, (lr, li))  # |P(tλ)|², |Q(tλ)|²
+            p = _poly.psub(qq, pp)
             # size of the terms summed into each coefficient (|λ| = 1): the coefficient
             # uncertainty is relative to these
             an, ad = [abs(c) for c in nm], [abs(c) for c in dm]
             scales = _poly.padd(_poly.pmul(an, an), _poly.pmul(ad, ad))
             # coefficients within coefficient_tol (relative) of zero are zeros (defects of
-            # order conditions in published decimals); values are judged 1000x tighter
+            # order conditions in published decimals)
             tol = _poly.to_mp(R.coefficient_tol)
-            t = _poly.first_exit(p, tol, scales=scales, value_tol=tol / 1000)
+            vt = _poly.to_mp(R.value_tol)
+
+            def noise(t: Any) -> Any:
+                # first-order uncertainty of |Q|² − |P|² when every coefficient of P and Q
+                # is uncertain by value_tol relative: 2(|P| Σ|p_k|t^k + |Q| Σ|q_k|t^k)
+                return 2 * vt * (mpmath.sqrt(abs(_poly.peval(pp, t))) * _poly.peval(an, t)
+                                 + mpmath.sqrt(abs(_poly.peval(qq, t))) * _poly.peval(ad, t))
+
+            t = _poly.first_exit(p, tol, scales=scales, noise=noise)
     return math.inf if t is None else t
 
 
@@ -117,13 +128,13 @@ _LMM_DPS = 40
 def _lmm_inside(m: LinearMultistep, z: complex) -> bool:
     """Root condition at z, decided at 40 digits (the principal root differs from the unit
     circle by only ~C|z|^(p+1) near z = 0, far below float64 resolution)."""
-    if m.exact is not None:
-        alpha = [_poly.to_mp(x) for x in m.alpha_exact]
-        beta = [_poly.to_mp(x) for x in m.beta_exact]
-    else:
-        alpha = [mpmath.mpf(float(x)) for x in m.alpha]
-        beta = [mpmath.mpf(float(x)) for x in m.beta]
-    with mpmath.workdps(_LMM_DPS):
+    with workdps(_LMM_DPS):  # the coefficients too: at 15 digits 1/12 is off by 1e-17
+        if m.exact is not None:
+            alpha = [_poly.to_mp(x) for x in m.alpha_exact]
+            beta = [_poly.to_mp(x) for x in m.beta_exact]
+        else:
+            alpha = [mpmath.mpf(float(x)) for x in m.alpha]
+            beta = [mpmath.mpf(float(x)) for x in m.beta]
         zz = mpmath.mpc(z.real, z.imag)
         c = [a - zz * b for a, b in zip(alpha, beta)]
         scale = max(abs(x) for x in c)
@@ -185,7 +196,7 @@ def _lmm_ray_exit(m: LinearMultistep, lam: complex, estimate: bool = False) -> f
             if not inside(t * unit):
                 if prev <= 0:
                     return 0.0
-                return prev if estimate else max(_polish_lmm(m, unit, prev), 0.0)
+                return prev if estimate else _lmm_inward(m, unit, max(_polish_lmm(m, unit, prev), 0.0))
             prev = c
         return math.inf  # inside beyond the last crossing: no further crossing exists
     # the ray runs along the locus (e.g. the trapezoidal rule on the imaginary axis)
@@ -204,7 +215,19 @@ def _bisect_lmm(m: LinearMultistep, unit: complex, lo: float, hi: float) -> floa
             lo = mid
         else:
             hi = mid
-    return 0.5 * (lo + hi)
+    return lo
+
+
+def _lmm_inward(m: LinearMultistep, unit: complex, t: float, max_ulps: int = 64) -> float:
+    """``t`` moved down by whole ulps until ``t·unit`` satisfies the root condition at 40
+    digits: the polished crossing is rounded to the nearest float, which can lie just outside
+    (by ~1e-8 in |ζ| where two unit roots collide, as for Milne's methods on the imaginary
+    axis: |ζ| − 1 grows like the square root of the overshoot)."""
+    for _ in range(max_ulps):
+        if t <= 0 or _lmm_inside(m, t * unit):
+            return t
+        t = float(np.nextafter(t, 0.0))
+    return t
 
 
 def _polish_lmm(m: LinearMultistep, unit: complex, t0: float) -> float:
@@ -213,12 +236,13 @@ def _polish_lmm(m: LinearMultistep, unit: complex, t0: float) -> float:
     # the root of ρ − z0σ on the unit circle gives the starting angle
     roots = np.roots((np.asarray(m.alpha) - z0 * np.asarray(m.beta))[::-1])
     r = roots[np.argmin(np.abs(np.abs(roots) - 1))]
-    alpha = [mpmath.mpf(float(x)) for x in m.alpha]
-    beta = [mpmath.mpf(float(x)) for x in m.beta]
-    if m.exact is not None:
-        alpha = [_poly.to_mp(x) for x in m.alpha_exact]
-        beta = [_poly.to_mp(x) for x in m.beta_exact]
-    with mpmath.workdps(30):
+    with workdps(30):
+        if m.exact is not None:
+            alpha = [_poly.to_mp(x) for x in m.alpha_exact]
+            beta = [_poly.to_mp(x) for x in m.beta_exact]
+        else:
+            alpha = [mpmath.mpf(float(x)) for x in m.alpha]
+            beta = [mpmath.mpf(float(x)) for x in m.beta]
         u = mpmath.mpc(unit.real, unit.imag)
 
         def zf(th):
@@ -237,6 +261,7 @@ def _polish_lmm(m: LinearMultistep, unit: complex, t0: float) -> float:
 
 # -- public API ------------------------------------------------------------------------------
 
+@mp_guarded
 def ray_exit(method: Any, direction: complex) -> float:
     """``sup{r ≥ 0 : s·d ∈ S for all 0 < s ≤ r}`` with ``d = direction/|direction|``.
 
@@ -253,8 +278,13 @@ def ray_exit(method: Any, direction: complex) -> float:
     # the region is symmetric about the real axis: use the upper half-plane
     d = complex(d.real, abs(d.imag))
     if isinstance(m, LinearMultistep):
-        return _lmm_ray_exit(m, d)
-    return _rk_ray_exit(stability_function(m), d)
+        return _RAY_EXITS.get_or_compute((content_key(m), d), lambda: _lmm_ray_exit(m, d))
+    return _RAY_EXITS.get_or_compute((content_key(m), d), lambda: _rk_ray_exit(stability_function(m), d))
+
+
+#: exact ray exits by (method coefficients, direction): intervals and step sizes are asked
+#: for repeatedly (monitors, tables, figures)
+_RAY_EXITS = LRUCache(maxsize=4096)
 
 
 def real_stability_interval(method: Any) -> float:
@@ -314,6 +344,7 @@ def _lmm_locus_in_right_half(m: LinearMultistep) -> bool:
     return t is None or t >= 2.0
 
 
+@mp_guarded
 def is_A_stable(method: Any) -> bool:
     """Whether the closed left half-plane Re z ≤ 0 lies in the stability region.
 
@@ -332,6 +363,7 @@ def is_A_stable(method: Any) -> bool:
                 and _rk_ray_exit(R, -1.0) == math.inf)
 
 
+@mp_guarded
 def is_L_stable(method: Any) -> bool:
     """A-stable and ``R(z) → 0`` as z → ∞ (deg P < deg Q).
 
@@ -376,6 +408,7 @@ def _angle_from_negative_axis(z: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(z) & (np.abs(z) > 1e-9), out, np.inf)
 
 
+@mp_guarded
 def A_alpha_angle(method: Any, *, degrees: bool = True) -> float:
     """The largest α such that the sector |arg(−z)| ≤ α lies in the stability region.
 
@@ -411,6 +444,7 @@ def A_alpha_angle(method: Any, *, degrees: bool = True) -> float:
 _ESTIMATE_MARGIN = 0.05
 
 
+@mp_guarded
 def max_stable_dt(method: Any, eigenvalues: Any) -> float:
     """The largest step size dt for which every dt·λ stays in the stability region.
 

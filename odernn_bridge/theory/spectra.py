@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from .._cache import LRUCache, content_key
 from ..cells.layer import ODERNN
 from ..methods import ButcherTableau, LinearMultistep, get_method
 
@@ -222,20 +223,18 @@ def amplification(method: Any, z: np.ndarray) -> np.ndarray:
     return np.abs(stability_function(method)(z))
 
 
-_RAY_CACHE: dict[tuple[str, int, int], float] = {}
+#: ray exits per (method content, quantised direction): keyed on the coefficients, never
+#: on id() (ids are reused after a tableau is collected), and bounded
+_RAY_CACHE = LRUCache(maxsize=8192)
 _ANGLE_STEP = math.radians(0.5)
 
 
 def _ray(method: Any, key: int, exact_imag: bool) -> float:
     from ..stability.intervals import ray_exit
 
-    ck = (getattr(method, "name", repr(method)) + str(id(method)), key, int(exact_imag))
-    r = _RAY_CACHE.get(ck)
-    if r is None:
-        d = 1j if exact_imag else complex(math.cos(key * _ANGLE_STEP), math.sin(key * _ANGLE_STEP))
-        r = float(ray_exit(method, d))
-        _RAY_CACHE[ck] = r
-    return r
+    d = 1j if exact_imag else complex(math.cos(key * _ANGLE_STEP), math.sin(key * _ANGLE_STEP))
+    return _RAY_CACHE.get_or_compute((content_key(method), key, bool(exact_imag)),
+                                     lambda: float(ray_exit(method, d)))
 
 
 def _snap(lam: np.ndarray) -> np.ndarray:
@@ -254,16 +253,14 @@ def _exact_dt(method: Any, lam: np.ndarray) -> float:
             continue
         d = z / abs(z)
         d = complex(round(d.real, 15), round(abs(d.imag), 15))
-        ck = (getattr(method, "name", "") + str(id(method)), d.real, d.imag)
-        r = _EXACT_CACHE.get(ck)
-        if r is None:
-            r = float(ray_exit(method, d))
-            _EXACT_CACHE[ck] = r
+        r = _EXACT_CACHE.get_or_compute((content_key(method), d.real, d.imag),
+                                        lambda: float(ray_exit(method, d)))
         best = min(best, r / abs(z))
     return best
 
 
-_EXACT_CACHE: dict[tuple[str, float, float], float] = {}
+#: exact ray exits per (method content, direction); bounded like _RAY_CACHE
+_EXACT_CACHE = LRUCache(maxsize=8192)
 
 
 def approx_max_stable_dt(method: Any, lam: np.ndarray, refine: int = 3,

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._mp import workdps
 from ..methods.multistep import LinearMultistep
 from ..methods.tableau import ButcherTableau
 from ..reference.backend import Backend, get_backend
@@ -76,7 +77,7 @@ class MethodStepper(Stepper):
             n = int(round(span / dt))
             import mpmath
 
-            with mpmath.workdps(self.dps):
+            with workdps(self.dps):
                 h = (mpmath.mpf(prob.tspan[1]) - mpmath.mpf(prob.tspan[0])) / n
                 return self.runner.step(prob, m, float(t[0]), U, h, dps=self.dps)  # type: ignore[call-arg]
         out = np.empty_like(U)
