@@ -11,10 +11,11 @@ import sys as _sys
 import types as _types
 
 from .agreement import cell_agreement
-from .core import DEFAULT_TOLERANCE, observed_order, validate, validate_sweep, verdict
+from .core import DEFAULT_TOLERANCE, observed_order, validate, validate_sweep, verdict, verdict_reason
 from .steppers import CellStepper, MethodStepper, field_problem
 
-__all__ = ["validate", "cell_agreement", "validate_sweep", "observed_order", "verdict", "field_problem", "DEFAULT_TOLERANCE",
+__all__ = ["validate", "cell_agreement", "validate_sweep", "observed_order", "verdict", "verdict_reason", "field_problem",
+           "DEFAULT_TOLERANCE",
            "MethodStepper", "CellStepper"]
 
 

@@ -33,7 +33,7 @@ from .steppers import CellStepper, MethodStepper, Stepper, field_problem, is_cel
 if TYPE_CHECKING:  # pragma: no cover
     import xarray as xr
 
-__all__ = ["validate", "validate_sweep", "observed_order", "verdict", "DEFAULT_TOLERANCE"]
+__all__ = ["validate", "validate_sweep", "observed_order", "verdict", "verdict_reason", "DEFAULT_TOLERANCE"]
 
 logger = logging.getLogger("odernn_bridge.validate")
 
@@ -59,23 +59,64 @@ def observed_order(dts: Sequence[float], errors: Sequence[float]) -> float:
 
 #: pairwise orders spreading more than this are not asymptotic (no verdict)
 SETTLED_SPREAD = 0.5
+#: a failing verdict needs the last two pairwise orders this close (a settled order) ...
+_FAIL_LAST_PAIRS = 0.1
+#: ... and no drift of the pairwise orders towards the nominal order larger than this
+_FAIL_DRIFT = 0.05
 
 
 def verdict(observed: float, nominal: int, tolerance: float = DEFAULT_TOLERANCE, levels: int = 3,
-            spread: float = 0.0) -> str:
+            spread: float = 0.0, pairwise: Sequence[float] | None = None) -> str:
     """``"pass"`` when ``|observed - nominal| ≤ tolerance``; ``"fail: order too low/high"``;
     ``"inconclusive"`` with fewer than 3 levels, or when the pairwise orders between successive
     levels still spread by more than :data:`SETTLED_SPREAD` (not in the asymptotic range:
     pre-asymptotic, or round-off reached).
 
+    With the ``pairwise`` orders given (``validate`` gives them), a failing verdict also needs
+    evidence that the range is asymptotic; otherwise the verdict is ``"inconclusive"``
+    (:func:`verdict_reason` says why): the last two pairwise orders agree within 0.1, they do
+    not drift towards the nominal order (by more than 0.05), and the observed order is within
+    ``tolerance`` of an integer — an asymptotic order is one (e^h ~ C h^p).
+
     >>> verdict(3.9, 4), verdict(3.2, 4), verdict(float("nan"), 4), verdict(6.3, 5, spread=0.9)
     ('pass', 'fail: order too low', 'inconclusive', 'inconclusive')
+    >>> verdict(4.66, 5, pairwise=[4.62, 4.70])  # RKF5 in float64: still rising towards 5
+    'inconclusive'
     """
-    if levels < 3 or not math.isfinite(observed) or not spread <= SETTLED_SPREAD:
-        return "inconclusive"
+    return verdict_reason(observed, nominal, tolerance, levels, spread, pairwise)[0]
+
+
+def verdict_reason(observed: float, nominal: int, tolerance: float = DEFAULT_TOLERANCE, levels: int = 3,
+                   spread: float = 0.0, pairwise: Sequence[float] | None = None) -> tuple[str, str]:
+    """``(verdict, reason)``: :func:`verdict` and a sentence explaining it.
+
+    >>> verdict_reason(4.66, 5, pairwise=[4.62, 4.70])[1]
+    'not yet asymptotic: the pairwise orders still rise towards the nominal order 5 (4.62 -> 4.70)'
+    """
+    if levels < 3:
+        return "inconclusive", f"only {levels} step sizes (3 or more are needed)"
+    if not math.isfinite(observed):
+        return "inconclusive", "no finite observed order"
+    if not spread <= SETTLED_SPREAD:
+        return "inconclusive", (f"not asymptotic: the pairwise orders spread by {spread:.2f} "
+                                f"(> {SETTLED_SPREAD})")
     if abs(observed - nominal) <= tolerance:
-        return "pass"
-    return "fail: order too low" if observed < nominal else "fail: order too high"
+        return "pass", f"observed order {observed:.2f} within {tolerance} of the nominal {nominal}"
+    low = observed < nominal
+    fail = "fail: order too low" if low else "fail: order too high"
+    q = [float(x) for x in (pairwise if pairwise is not None else []) if math.isfinite(x)]
+    if pairwise is not None:
+        towards = 1.0 if low else -1.0
+        if len(q) >= 2 and (q[-1] - q[0]) * towards > _FAIL_DRIFT:
+            return "inconclusive", (f"not yet asymptotic: the pairwise orders still {'rise' if low else 'fall'} "
+                                    f"towards the nominal order {nominal} ({q[0]:.2f} -> {q[-1]:.2f})")
+        if len(q) < 2 or abs(q[-1] - q[-2]) > _FAIL_LAST_PAIRS:
+            return "inconclusive", ("not asymptotic: the last pairwise orders have not settled ("
+                                    + ", ".join(f"{x:.2f}" for x in q[-2:]) + ")")
+        if abs(observed - round(observed)) > tolerance:
+            return "inconclusive", (f"not asymptotic: the observed order {observed:.2f} is not near an "
+                                    "integer (pre-asymptotic, e.g. a tiny principal error coefficient)")
+    return fail, f"observed order {observed:.2f}, nominal {nominal} (tolerance {tolerance})"
 
 
 @dataclass
@@ -222,6 +263,9 @@ def _auto_levels(stepper: Stepper, prob: Problem, ref: _ReferenceGrid, n_dts: in
                  ceiling: float, max_steps: int) -> list[_Level]:
     span, base = _units(prob)
     n = base * (1 if prob.segmented else 4)
+    # a k-step method needs at least k steps on the coarsest grid (AB6 on 4 steps used to raise)
+    while n < getattr(stepper.method, "steps", 1):
+        n *= 2
     levels: list[_Level] = []
     while n <= max_steps:
         try:
@@ -296,7 +340,8 @@ def validate(method_or_cell: Any, problem: str | Problem = "vanderpol", dts: Seq
         return _validate_once(method_or_cell, problem, dts, backend, precision=precision, **kwargs)
     ds = _validate_once(method_or_cell, problem, dts, backend, precision="float64", **kwargs)
     if (ds.attrs.get("verdict") != "inconclusive" or dts is not None or is_cell(method_or_cell)
-            or (isinstance(problem, str) and problem.strip().lower() in ("field", "cell", "own"))):
+            or (isinstance(problem, str) and problem.strip().lower() in ("field", "cell", "own"))
+            or not isinstance(get_method(method_or_cell), ButcherTableau)):  # mpmath runs RK methods only
         return ds
     prob = _resolve_problem(problem, method_or_cell, steps=field_steps)
     t0, t1 = prob.tspan
@@ -404,12 +449,11 @@ def _assemble(stepper: Stepper, prob: Problem, be: Backend, ref: _ReferenceGrid,
     nominal = int(m.order)
     finite_pairs = pair[np.isfinite(pair)]
     spread = float(np.ptp(finite_pairs)) if finite_pairs.size else float("nan")
-    v = verdict(obs, nominal, tolerance, levels=L, spread=spread if L >= 3 else 0.0)
+    # orders still moving towards the nominal one (e.g. the superconvergent pre-asymptotic regime of
+    # methods with small principal error coefficients, cut off by round-off) give no failure
+    v, reason = verdict_reason(obs, nominal, tolerance, levels=L, spread=spread if L >= 3 else 0.0,
+                               pairwise=finite_pairs.tolist())
     hint = ""
-    if v == "fail: order too high" and finite_pairs.size >= 2 and finite_pairs[-1] < finite_pairs[0] - 0.05:
-        # orders still falling towards the nominal one: the superconvergent pre-asymptotic regime
-        # of methods with small principal error coefficients, cut off by round-off
-        v = "inconclusive"
     if v == "inconclusive" and ref.dps is None and isinstance(m, ButcherTableau) and m.order >= 5:
         hint = ("float64 leaves no asymptotic range above round-off for this method here; "
                 "try precision='mp' (mpmath) and/or a shorter time span")
@@ -439,7 +483,7 @@ def _assemble(stepper: Stepper, prob: Problem, be: Backend, ref: _ReferenceGrid,
         reference=("exact solution" if prob.exact is not None and not prob.segmented else
                    f"{be.name} tight-tolerance reference" + (" + ground truth at t1" if ref.ground_truth else "")),
         tolerance=float(tolerance), floor=float(floor), ceiling=float(ceiling),
-        levels_in_window=in_window, dts_chosen="auto" if auto else "given", verdict=v,
+        levels_in_window=in_window, dts_chosen="auto" if auto else "given", verdict=v, verdict_reason=reason,
         pairwise_order_spread=spread, hint=hint or None,
         precision="float64" if ref.dps is None else f"mpmath {ref.dps} digits (reference {ref.dps + 10})",
     )
