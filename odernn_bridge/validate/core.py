@@ -349,7 +349,8 @@ def validate(method_or_cell: Any, problem: str | Problem = "vanderpol", dts: Seq
     logger.info("validate: float64 inconclusive for %s on %s; repeating in mpmath on [%g, %g]",
                 ds.attrs.get("method"), prob.name, short.tspan[0], short.tspan[1])
     ds_mp = _validate_once(method_or_cell, short, None, backend, precision="mp", **kwargs)
-    ds_mp.attrs["precision_fallback"] = (f"float64 on [{t0:g}, {t1:g}] was inconclusive; repeated in mpmath "
+    ds_mp.attrs["precision_fallback"] = (f"float64 on [{t0:g}, {t1:g}] was inconclusive "
+                                         f"({ds.attrs.get('verdict_reason')}); repeated in mpmath "
                                          f"({dps} digits) on [{short.tspan[0]:g}, {short.tspan[1]:g}]")
     return ds_mp
 
