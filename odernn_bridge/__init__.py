@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 from .errors import (
     ConvergenceError,
     JuliaUnavailableError,
+    MaxStepsWarning,
     MethodFormatError,
     MethodValidationError,
     NonFiniteError,
@@ -119,5 +120,6 @@ __all__ = [
     "ConvergenceError",
     "NonFiniteError",
     "UnsupportedOperationError",
+    "MaxStepsWarning",
     *_LAZY,
 ]

@@ -15,6 +15,7 @@ __all__ = [
     "ConvergenceError",
     "NonFiniteError",
     "UnsupportedOperationError",
+    "MaxStepsWarning",
 ]
 
 
@@ -82,3 +83,8 @@ class NonFiniteError(OdernnError, FloatingPointError):
 class UnsupportedOperationError(OdernnError, NotImplementedError):
     """A backend was asked for something it cannot do (e.g. fixed-step solving through
     ``backend="diffeqpy"``, which gives reference solutions only)."""
+
+
+class MaxStepsWarning(RuntimeWarning):
+    """An adaptive integration stopped at ``max_steps`` before covering its interval: the state
+    returned is where it stopped, not the solution at the end of the interval."""

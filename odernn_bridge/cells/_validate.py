@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from .._checks import check_positive_int
+from .._checks import check_positive_int, check_step_size
 from ..errors import NonFiniteError
 
 __all__ = ["check_dt", "check_positive_int", "check_tensor", "check_finite", "field_dtype_device",
@@ -16,19 +15,12 @@ __all__ = ["check_dt", "check_positive_int", "check_tensor", "check_finite", "fi
 
 
 def check_dt(dt: Any, name: str = "dt") -> float:
-    """A finite float > 0 (Python number or 0-d tensor)."""
+    """A finite float in [MIN_STEP_SIZE, MAX_STEP_SIZE] (Python number or 0-d tensor)."""
     if isinstance(dt, Tensor):
         if dt.numel() != 1:
             raise ValueError(f"{name}: expected a scalar step size, got a tensor of shape {tuple(dt.shape)}")
         dt = float(dt.detach())
-    if isinstance(dt, bool) or not isinstance(dt, (int, float)):
-        raise TypeError(f"{name}: expected a positive number, got {type(dt).__name__}")
-    dt = float(dt)
-    if math.isnan(dt) or math.isinf(dt):
-        raise ValueError(f"{name}: expected a finite step size > 0, got {dt!r}")
-    if dt <= 0:
-        raise ValueError(f"{name}: expected a step size > 0, got {dt!r}")
-    return dt
+    return check_step_size(dt, name)
 
 
 def field_dtype_device(module: torch.nn.Module) -> tuple[torch.dtype | None, torch.device | None]:

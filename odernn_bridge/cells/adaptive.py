@@ -24,12 +24,17 @@ Conventions (chosen to match ``scipy.integrate.solve_ivp``'s RK45/DOP853, see th
 
 Step sizes are computed from detached values (they are not differentiated); gradients flow
 through the accepted steps.  When a sample reaches ``max_steps`` attempts the cell stops
-and returns the state reached, with ``last_stats["max_steps_reached"]`` flagging it
-(``on_max_steps="raise"`` raises :class:`~odernn_bridge.ConvergenceError` instead).
+and returns the state reached, with ``last_stats["max_steps_reached"]`` flagging it and, by
+default (``on_max_steps="warn"``), a :class:`~odernn_bridge.MaxStepsWarning` giving the
+counts (``"raise"`` raises :class:`~odernn_bridge.ConvergenceError`, ``"flag"`` only flags).
+A NaN/Inf error estimate (a field returning NaN at a trial stage, overflowing stages) raises
+:class:`~odernn_bridge.NonFiniteError`: it used to count as a rejected step, the state never
+changed, and after ``max_steps`` attempts the input state came back as if it were the result.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any, Sequence
 
@@ -37,7 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import ConvergenceError
+from ..errors import ConvergenceError, MaxStepsWarning, NonFiniteError
 from ._validate import check_dt, check_finite, check_positive_int, check_step_args
 from .fields import VectorField
 from .rk import check_field, resolve_tableau, sparse_rows
@@ -74,7 +79,7 @@ class AdaptiveRKCell(nn.Module):
     def __init__(self, field: VectorField, method: Any = "DP5", dt: float = 1.0, *, rtol: float = 1e-3,
                  atol: float = 1e-6, safety: float = 0.9, min_factor: float = 0.2, max_factor: float = 10.0,
                  controller: str | tuple[float, float] = "PI", max_steps: int = 10_000,
-                 first_step: float | None = None, max_step: float = float("inf"), on_max_steps: str = "flag",
+                 first_step: float | None = None, max_step: float = float("inf"), on_max_steps: str = "warn",
                  error_estimator: str = "embedded", secondary_weights: Sequence[float] | None = None,
                  estimator_order: int | None = None, record_steps: bool = False,
                  check_finite: bool = True) -> None:
@@ -93,6 +98,9 @@ class AdaptiveRKCell(nn.Module):
                 raise ValueError(f"{nm}: expected a finite number >= 0, got {val!r}")
         if rtol == 0 and atol == 0:
             raise ValueError("rtol, atol: at least one tolerance must be > 0")
+        for nm, val in (("safety", safety), ("min_factor", min_factor), ("max_factor", max_factor)):
+            if isinstance(val, (int, float)) and not math.isfinite(val):
+                raise NonFiniteError(f"{nm}: expected a finite number, got {val!r}")
         if not 0 < safety <= 1:
             raise ValueError(f"safety: expected a number in (0, 1], got {safety!r}")
         if not 0 < min_factor <= 1 <= max_factor:
@@ -126,6 +134,8 @@ class AdaptiveRKCell(nn.Module):
             self.beta = (1.0 / (q + 1), 0.0)
         elif isinstance(controller, tuple) and len(controller) == 2:
             self.beta = (float(controller[0]), float(controller[1]))
+            if not all(math.isfinite(b) for b in self.beta):
+                raise NonFiniteError(f"controller: expected finite gains (beta1, beta2), got {controller!r}")
         else:
             raise ValueError(f"controller: expected 'PI', 'I' or a pair (beta1, beta2), got {controller!r}")
         self.check_finite = bool(check_finite)
@@ -208,6 +218,14 @@ class AdaptiveRKCell(nn.Module):
 
     def step_projected(self, u: Tensor, h: Tensor, t: Tensor | float | None = None,
                        timespans: Tensor | None = None, dt0: Tensor | None = None) -> Tensor:
+        """One interval per sample from a projected input ``u``; see :meth:`forward`."""
+        y = self._integrate(u, h, t, timespans, dt0)
+        if self.last_stats["max_steps_reached"]:
+            self._report_max_steps(self.last_stats["message"])
+        return y
+
+    def _integrate(self, u: Tensor, h: Tensor, t: Tensor | float | None = None,
+                   timespans: Tensor | None = None, dt0: Tensor | None = None) -> Tensor:
         field, tab = self.field, self.method
         B = h.shape[0]
         spans = timespans if timespans is not None else h.new_full((B,), self.dt)
@@ -268,6 +286,14 @@ class AdaptiveRKCell(nn.Module):
                 if tab.b[i] != 0.0:
                     y_new = y_new + (float(tab.b[i]) * hcol) * K[i]
             err = self._error_norm(K, hstep, y.detach(), y_new.detach())
+            nonfinite = active & ~torch.isfinite(err)
+            if bool(nonfinite.any()):
+                idx = torch.nonzero(nonfinite).flatten().tolist()
+                raise NonFiniteError(
+                    f"error estimate: NaN/Inf for sample(s) {idx[:8]} at step size "
+                    f"{float(hstep[idx[0]]):.3g} ({float(elapsed[idx[0]]):.3g} into the interval): the field "
+                    "returned NaN/Inf at a trial stage or the stages overflowed; check the field, or bound the "
+                    "trial steps with max_step/first_step")
             ok = active & (err < 1.0)
             bad = active & ~ok
             if self.record_steps:
@@ -295,21 +321,31 @@ class AdaptiveRKCell(nn.Module):
                 nfev += 1
             if self.check_finite:
                 check_finite(y, "h (during adaptive integration)")
+        unfinished = (spans - elapsed) > tiny
         self.last_stats = {
             "nfev": nfev, "accepted": accepted, "rejected": rejected, "attempts": attempts,
-            "next_dt": hprop.detach(), "max_steps_reached": hit_max,
-            "unfinished": (spans - elapsed) > tiny,
+            "next_dt": hprop.detach(), "max_steps_reached": hit_max, "unfinished": unfinished,
+            "remaining": (spans - elapsed).clamp_min(0).detach(),
         }
         if self.record_steps:
             self.last_stats["trace"] = trace  # (step size, error norm, accepted) per attempt
         if hit_max:
-            msg = (f"max_steps: {self.max_steps} step attempts were not enough to cover the interval for "
-                   f"{int(((spans - elapsed) > tiny).sum())} sample(s); raise max_steps or loosen rtol/atol")
-            if self.on_max_steps == "raise":
-                raise ConvergenceError(msg)
-            if self.on_max_steps == "warn":
-                warnings.warn(msg, RuntimeWarning, stacklevel=2)
+            n_left = int(unfinished.sum())
+            left = (spans - elapsed)[unfinished] / spans[unfinished].clamp_min(1e-300)
+            self.last_stats["message"] = (
+                f"max_steps: {self.max_steps} step attempts were not enough to cover the interval for {n_left} "
+                f"of {B} sample(s) (accepted {int(accepted[unfinished].sum())}, rejected "
+                f"{int(rejected[unfinished].sum())}, smallest step proposal {float(hprop[unfinished].min()):.3g}, "
+                f"up to {float(left.max()):.0%} of the interval left); the state returned is where integration "
+                "stopped — raise max_steps, loosen rtol/atol, or use an implicit method for a stiff field "
+                "(details in last_stats)")
         return y
+
+    def _report_max_steps(self, message: str) -> None:
+        if self.on_max_steps == "raise":
+            raise ConvergenceError(message)
+        if self.on_max_steps == "warn":
+            warnings.warn(message, MaxStepsWarning, stacklevel=3)
 
     def run_sequence(self, u_seq: Tensor, h0: Tensor, t0: float = 0.0, timespans: Tensor | None = None) -> Tensor:
         """States after each input; ``timespans`` (seq, batch) per-sample gaps (default ``dt``).
@@ -324,17 +360,24 @@ class AdaptiveRKCell(nn.Module):
             timespans = _time_gaps(timespans, h0)
         outs, h, dt0 = [], h0, None
         totals = {"nfev": 0, "accepted": 0, "rejected": 0}
-        flagged = False
+        flagged: list[int] = []
+        first_message = ""
         tcur: Any = t0
         for k in range(T):
             spans = timespans[k] if timespans is not None else h.new_full((B,), self.dt)
-            h = self.step_projected(u_seq[k], h, tcur, spans, dt0)
+            h = self._integrate(u_seq[k], h, tcur, spans, dt0)
             dt0 = torch.where(spans > 0, self.last_stats["next_dt"], dt0) if dt0 is not None else self.last_stats["next_dt"]
             totals["nfev"] += self.last_stats["nfev"]
             totals["accepted"] = totals["accepted"] + self.last_stats["accepted"]
             totals["rejected"] = totals["rejected"] + self.last_stats["rejected"]
-            flagged = flagged or self.last_stats["max_steps_reached"]
+            if self.last_stats["max_steps_reached"]:
+                flagged.append(k)
+                first_message = first_message or self.last_stats["message"]
             tcur = tcur + spans if not self.field.autonomous else None
             outs.append(h)
-        self.last_stats = {**totals, "max_steps_reached": flagged, "next_dt": dt0}
+        self.last_stats = {**totals, "max_steps_reached": bool(flagged), "max_steps_intervals": flagged,
+                           "next_dt": dt0}
+        if flagged:
+            self._report_max_steps(f"{len(flagged)} of {T} input intervals (first: {flagged[0]}) hit max_steps; "
+                                   f"the first: {first_message}")
         return torch.stack(outs, 0)

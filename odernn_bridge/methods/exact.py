@@ -144,7 +144,6 @@ def _parse_coefficient(value: Any, where: str) -> Coefficient:
 
 
 def _normalise_sympy(expr: Any, where: str) -> Coefficient:
-    sp = _sympy()
     if expr.free_symbols:
         raise MethodFormatError(f"{where}: expression {str(expr)[:80]} has free symbols {expr.free_symbols}")
     if expr.is_Rational:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .._cache import LRUCache, content_key
+from .._checks import check_step_size
 from .._mp import workdps
 from ..errors import ConvergenceError, NonFiniteError
 from ..methods.multistep import LinearMultistep
@@ -206,8 +207,7 @@ def integrate_rk(method: ButcherTableau, f: RHS, u0: np.ndarray, t0: float, dt: 
     (float64, or object arrays of ``mpf`` at ``dps`` digits)."""
     if n_steps < 0 or int(n_steps) != n_steps:
         raise ValueError(f"n_steps: expected a non-negative integer, got {n_steps!r}")
-    if not dt > 0:
-        raise ValueError(f"dt: expected a positive step, got {dt!r}")
+    check_step_size(float(dt), "dt")
     if dps is None:
         u = np.asarray(u0, dtype=np.float64)
         step = dt

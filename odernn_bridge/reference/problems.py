@@ -23,6 +23,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from .._checks import check_step_size
+
 __all__ = ["Problem", "get_problem", "list_problems", "register_problem"]
 
 #: generic right-hand side: (t, u, p) -> sequence of components; u indexable by component
@@ -100,8 +102,9 @@ class Problem:
                 x = x[:, None]
             if x.ndim != 2 or not np.all(np.isfinite(x)):
                 raise ValueError("inputs: expected a finite (steps, input_size) array")
-            if self.input_dt is None or not self.input_dt > 0:
-                raise ValueError(f"input_dt: expected a positive step for the input sequence, got {self.input_dt!r}")
+            if self.input_dt is None:
+                raise ValueError("input_dt: expected a positive step for the input sequence, got None")
+            check_step_size(self.input_dt, "input_dt")
             n = int(round((t1 - t0) / self.input_dt))
             if n != x.shape[0] or abs(n * self.input_dt - (t1 - t0)) > 1e-12 * max(1.0, t1 - t0):
                 raise ValueError(f"inputs: {x.shape[0]} inputs of input_dt={self.input_dt} do not "

@@ -13,11 +13,11 @@ True
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any, Sequence
 
 import numpy as np
 
+from .._checks import check_step_size
 from .._mp import workdps
 from ..methods.multistep import LinearMultistep
 from ..methods.tableau import ButcherTableau
@@ -100,8 +100,7 @@ class ScipyBackend(Backend):
             t = prob.tspan[0] + dt * np.arange(U.shape[0])
             return _select(Solution(t, U.astype(np.float64), self.name, m.name, dt=dt, stats={"dps": int(dps)}),
                            saveat)
-        if not dt > 0 or not math.isfinite(dt):
-            raise ValueError(f"dt: expected a positive finite step, got {dt!r}")
+        check_step_size(dt, "dt")
         t0, t1 = prob.tspan
         ts, us = [np.array([t0])], [prob.u0[None]]
         u = prob.u0

@@ -454,7 +454,9 @@ def max_stable_dt(method: Any, eigenvalues: Any) -> float:
     method and Re λ ≤ 0) and 0 if some ray leaves at once (e.g. explicit Euler with an
     imaginary λ, or any Re λ > 0).  Each distinct direction is ranked by a float64
     estimate of its exit; those within 5% of the best are computed exactly (RK: exact
-    polynomial sign tests), so the result is exact to ~1e-12 relative.
+    polynomial sign tests), so the result is exact to ~1e-12 relative.  Tiny (even subnormal)
+    and huge |λ| are handled by exact power-of-two scaling; a result beyond the float64 range
+    (|λ| below ~1e-308 binding) is a ``ValueError``, not an overflow.
 
     >>> round(max_stable_dt("RK4", [-1.0, -2.0]), 12)  # 2.785293563405.../2
     1.392646781703
@@ -476,8 +478,13 @@ def max_stable_dt(method: Any, eigenvalues: Any) -> float:
     lam = lam[lam != 0]
     if lam.size == 0:
         return math.inf
-    mod = np.abs(lam)
-    d = lam / mod
+    # directions and magnitudes without overflow or precision loss for tiny (subnormal) or
+    # huge λ: scale each by a power of two (exact) so that its larger component is in [0.5, 1);
+    # |λ| = smod·2^e
+    _, e = np.frexp(np.maximum(np.abs(lam.real), np.abs(lam.imag)))
+    scaled = np.ldexp(lam.real, -e) + 1j * np.ldexp(lam.imag, -e)
+    smod = np.abs(scaled)
+    d = scaled / smod
     if np.any(d.real > 0):
         # consistency: |R(z)| = |e^z| + O(z²) (the principal root ζ ≈ e^z for multistep
         # methods), so a ray into Re z > 0 leaves the region at once
@@ -486,23 +493,42 @@ def max_stable_dt(method: Any, eigenvalues: Any) -> float:
     # |λ| of a direction is the binding one
     d = d.real + 1j * np.abs(d.imag)
     keys = np.round(d.real, 15) + 1j * np.round(d.imag, 15)
-    uniq: dict[complex, tuple[complex, float]] = {}
-    for key, dd, mm in zip(keys.tolist(), d.tolist(), mod.tolist()):
-        if key not in uniq or mm > uniq[key][1]:
-            uniq[key] = (dd, mm)
+    log2_mod = e + np.log2(smod)
+    uniq: dict[complex, tuple[complex, float, int, float]] = {}
+    for key, dd, sm, ee, lm in zip(keys.tolist(), d.tolist(), smod.tolist(), e.tolist(), log2_mod.tolist()):
+        if key not in uniq or lm > uniq[key][3]:
+            uniq[key] = (dd, sm, int(ee), lm)
     items = list(uniq.values())
+    overflow = False
+
+    def per_lambda(r: float, sm: float, ee: int) -> float:
+        """``r/|λ|`` = ``(r/smod)·2^-e``; a step beyond the float64 range is flagged."""
+        nonlocal overflow
+        if r == 0.0 or math.isinf(r):
+            return r
+        try:
+            return math.ldexp(r / sm, -ee)
+        except OverflowError:
+            overflow = True
+            return math.inf
+
     # rank the directions by a float64 estimate; compute exactly those that can bind
     if isinstance(m, LinearMultistep):
-        est = [_lmm_ray_exit(m, dd, estimate=True) / mm for dd, mm in items]
+        est = [per_lambda(_lmm_ray_exit(m, dd, estimate=True), sm, ee) for dd, sm, ee, _ in items]
     else:
         R = stability_function(m)
-        est = [_rk_ray_exit_estimate(R, dd) / mm for dd, mm in items]
+        est = [per_lambda(_rk_ray_exit_estimate(R, dd), sm, ee) for dd, sm, ee, _ in items]
+    overflow = False  # only the exact values below decide
     best = math.inf
     for i in np.argsort(est, kind="stable"):
         if est[i] > best * (1 + _ESTIMATE_MARGIN):
             break
-        dd, mm = items[i]
-        best = min(best, ray_exit(m, dd) / mm)
+        dd, sm, ee, _ = items[i]
+        best = min(best, per_lambda(ray_exit(m, dd), sm, ee))
         if best == 0.0:
             break
+    if overflow and best == math.inf:
+        smallest = 2.0 ** min(lm for *_, lm in items)
+        raise ValueError(f"eigenvalues: the largest stable step exceeds the float64 range (|λ| as small as "
+                         f"{smallest:.3g}); rescale the time unit of the problem")
     return best

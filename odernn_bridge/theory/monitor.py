@@ -43,7 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .._checks import check_positive_int
+from .._checks import check_positive_int, check_step_size
 from ..methods import ButcherTableau, LinearMultistep
 from .spectra import find_odernn, stability_report
 
@@ -168,8 +168,7 @@ class SpectralScaling(nn.Module):
 
     def __init__(self, method: Any, dt: float, margin: float = 0.95) -> None:
         super().__init__()
-        if not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
-            raise ValueError(f"dt: expected a finite number > 0, got {dt!r}")
+        check_step_size(dt, "dt")
         if not (0 < margin <= 1):
             raise ValueError(f"margin: expected a number in (0, 1], got {margin!r}")
         self.method = method

@@ -42,6 +42,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from .._checks import check_step_size
 from .classify import Classification
 
 __all__ = [
@@ -230,9 +231,7 @@ class QUNNCell(nn.Module):
         self.input_size = _check_int("input_size", input_size)
         self.n_qubits = _check_int("n_qubits", n_qubits)
         self.memory = _check_int("memory", memory)
-        if not isinstance(dt, (int, float)) or isinstance(dt, bool) or not math.isfinite(dt) or dt <= 0:
-            raise ValueError(f"dt: expected a finite number > 0, got {dt!r}")
-        self.dt = float(dt)
+        self.dt = check_step_size(dt, "dt")
         if integrator not in ("expm", "cayley"):
             raise ValueError(f"integrator: expected 'expm' or 'cayley', got {integrator!r}")
         if output not in ("probabilities", "state", "pauli"):

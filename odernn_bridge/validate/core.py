@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
+from .._checks import check_step_size
 from ..methods.catalogue import get_method
 from ..methods.multistep import LinearMultistep
 from ..methods.tableau import ButcherTableau
@@ -388,6 +389,8 @@ def _validate_once(method_or_cell: Any, problem: str | Problem, dts: Sequence[fl
         dts_arr = np.atleast_1d(np.asarray(dts, dtype=np.float64))
         if dts_arr.ndim != 1 or dts_arr.size < 1 or not np.all(np.isfinite(dts_arr)) or np.any(dts_arr <= 0):
             raise ValueError(f"dts: expected a 1-D sequence of positive step sizes, got {dts!r}")
+        for i, dt in enumerate(dts_arr.tolist()):
+            check_step_size(dt, f"dts[{i}]")
         if np.unique(dts_arr).size != dts_arr.size:  # equal steps would give a 0/0 pairwise order
             raise ValueError(f"dts: expected distinct step sizes, got {dts!r}")
         levels = []

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_step_size
 from .._mp import workdps
 from ..methods.multistep import LinearMultistep
 from ..methods.tableau import ButcherTableau
@@ -193,6 +194,7 @@ def field_problem(field: Any, inputs: np.ndarray | None = None, *, input_dt: flo
     """
     import torch
 
+    input_dt = check_step_size(input_dt, "input_dt")
     f64 = copy.deepcopy(field).double()
     f64.eval()
     for q in f64.parameters():

@@ -102,7 +102,8 @@ def test_fsal_reuse_counts() -> None:
 def test_max_steps_returns_flagged_result() -> None:
     cell = AdaptiveRKCell(ElmanField(2, 3, dtype=torch.float64), dp5(), rtol=1e-12, atol=1e-14, max_steps=3)
     h = torch.randn(2, 3, dtype=torch.float64)
-    out = cell(torch.randn(2, 2, dtype=torch.float64), h, timespans=5.0)
+    with pytest.warns(ob.MaxStepsWarning, match="3 step attempts were not enough .* 2 of 2 sample"):
+        out = cell(torch.randn(2, 2, dtype=torch.float64), h, timespans=5.0)
     assert out.shape == (2, 3) and torch.isfinite(out).all()
     assert cell.last_stats["max_steps_reached"] is True
     assert bool(cell.last_stats["unfinished"].all())
@@ -149,7 +150,7 @@ def test_blow_up_is_reported_not_looped() -> None:
     # y' = y² from y0 = 1 blows up at t = 1: the controller shrinks the step until max_steps,
     # returning a flagged, finite state (or a NonFiniteError if the state overflows first)
     field = CallableField(lambda h, x: h * h, 1, 1)
-    cell = AdaptiveRKCell(field, dp5(), rtol=1e-6, atol=1e-9, max_steps=200)
+    cell = AdaptiveRKCell(field, dp5(), rtol=1e-6, atol=1e-9, max_steps=200, on_max_steps="flag")
     try:
         out = cell(torch.zeros(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64), timespans=2.0)
     except ob.NonFiniteError as exc:
