@@ -125,16 +125,18 @@ def _rk_ray_exit_estimate(R: StabilityFunction, d: complex) -> float:
 _LMM_DPS = 40
 
 
+def _lmm_mp_coefficients(m: LinearMultistep) -> tuple[list[Any], list[Any]]:
+    """α, β as mpf at the current precision (call inside ``workdps``): exact ones when known."""
+    if m.exact is not None:
+        return [_poly.to_mp(x) for x in m.alpha_exact], [_poly.to_mp(x) for x in m.beta_exact]
+    return [mpmath.mpf(float(x)) for x in m.alpha], [mpmath.mpf(float(x)) for x in m.beta]
+
+
 def _lmm_inside(m: LinearMultistep, z: complex) -> bool:
     """Root condition at z, decided at 40 digits (the principal root differs from the unit
     circle by only ~C|z|^(p+1) near z = 0, far below float64 resolution)."""
     with workdps(_LMM_DPS):  # the coefficients too: at 15 digits 1/12 is off by 1e-17
-        if m.exact is not None:
-            alpha = [_poly.to_mp(x) for x in m.alpha_exact]
-            beta = [_poly.to_mp(x) for x in m.beta_exact]
-        else:
-            alpha = [mpmath.mpf(float(x)) for x in m.alpha]
-            beta = [mpmath.mpf(float(x)) for x in m.beta]
+        alpha, beta = _lmm_mp_coefficients(m)
         zz = mpmath.mpc(z.real, z.imag)
         c = [a - zz * b for a, b in zip(alpha, beta)]
         scale = max(abs(x) for x in c)
@@ -237,12 +239,7 @@ def _polish_lmm(m: LinearMultistep, unit: complex, t0: float) -> float:
     roots = np.roots((np.asarray(m.alpha) - z0 * np.asarray(m.beta))[::-1])
     r = roots[np.argmin(np.abs(np.abs(roots) - 1))]
     with workdps(30):
-        if m.exact is not None:
-            alpha = [_poly.to_mp(x) for x in m.alpha_exact]
-            beta = [_poly.to_mp(x) for x in m.beta_exact]
-        else:
-            alpha = [mpmath.mpf(float(x)) for x in m.alpha]
-            beta = [mpmath.mpf(float(x)) for x in m.beta]
+        alpha, beta = _lmm_mp_coefficients(m)
         u = mpmath.mpc(unit.real, unit.imag)
 
         def zf(th):
