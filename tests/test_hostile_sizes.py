@@ -9,7 +9,6 @@ import warnings
 
 import numpy as np
 import pytest
-import torch
 
 import odernn_bridge as ob
 from odernn_bridge._checks import MAX_STEP_SIZE, MIN_STEP_SIZE, check_step_size
