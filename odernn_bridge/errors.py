@@ -16,6 +16,7 @@ __all__ = [
     "NonFiniteError",
     "UnsupportedOperationError",
     "MaxStepsWarning",
+    "SweepResumeError",
 ]
 
 
@@ -88,3 +89,7 @@ class UnsupportedOperationError(OdernnError, NotImplementedError):
 class MaxStepsWarning(RuntimeWarning):
     """An adaptive integration stopped at ``max_steps`` before covering its interval: the state
     returned is where it stopped, not the solution at the end of the interval."""
+
+
+class SweepResumeError(OdernnError, ValueError):
+    """A sweep's partial results on disk were made with other settings than the rerun's."""

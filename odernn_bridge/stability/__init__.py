@@ -25,6 +25,7 @@ from .intervals import (
 from .multistep import MultistepStability, boundary_locus, max_root_modulus, root_condition
 from .plot import plot_stability_regions
 from .region import BoundaryCurves, stability_boundary, stability_region
+from .table import stability_table
 
 __all__ = [
     "StabilityFunction",
@@ -46,4 +47,5 @@ __all__ = [
     "root_condition",
     "boundary_locus",
     "max_root_modulus",
+    "stability_table",
 ]

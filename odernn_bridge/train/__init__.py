@@ -7,6 +7,7 @@
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .models import MODELS, SequenceModel
+from .sweep import train_sweep
 from .tasks import Task, get_task, list_tasks
 from .trainer import OPTIMIZERS, SCHEDULERS, TrainConfig, Trainer, TrainResult, history_dataset
 
@@ -24,4 +25,5 @@ __all__ = [
     "SCHEDULERS",
     "save_checkpoint",
     "load_checkpoint",
+    "train_sweep",
 ]

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Sequence
 import numpy as np
 
 from .._checks import check_step_size
+from ..io import provenance
 from ..methods.catalogue import get_method
 from ..methods.multistep import LinearMultistep
 from ..methods.tableau import ButcherTableau
@@ -496,55 +497,134 @@ def _assemble(stepper: Stepper, prob: Problem, be: Backend, ref: _ReferenceGrid,
     return ds
 
 
-def validate_sweep(methods: Iterable[Any] | None = None, problem: str | Problem = "vanderpol",
-                   dts: Sequence[float] | None = None, backend: str | Backend = "auto", *,
-                   progress: bool = True, n_dts: int = 6, **kwargs: Any) -> "xr.Dataset":
-    """Validate many methods on one problem (tqdm progress bar); returns a Dataset with dims
-    ``method`` and ``level`` (``dt(method, level)``, ``final_error(method, level)``,
-    ``observed_order(method)``, ``nominal_order(method)``, ``verdict(method)``).
+def _label_of(method: Any) -> str:
+    return method if isinstance(method, str) else get_method(method).name
 
-    ``methods=None`` sweeps every explicit catalogue method.
+
+def _describe_problem(prob: Problem) -> list[Any]:
+    """What identifies a problem's results for resuming a sweep (its functions cannot be hashed)."""
+    params = {k: float(v) for k, v in prob.params.items() if np.ndim(v) == 0}
+    return [prob.name, list(map(float, prob.tspan)), np.asarray(prob.u0, dtype=np.float64).tolist(), params,
+            None if prob.inputs is None else np.asarray(prob.inputs, dtype=np.float64).tolist()]
+
+
+def _sweep_cell(method: str, problem: str, precision: str, *, methods: dict[str, Any], problems: dict[str, Any],
+                dts: Sequence[float] | None, backend: Any, n_dts: int, options: dict[str, Any]) -> dict[str, Any]:
+    """One cell of :func:`validate_sweep`: the figures of ``validate`` it gathers."""
+    ds = validate(methods[method], problems[problem], dts, backend, n_dts=n_dts, precision=precision, **options)
+    a = ds.attrs
+    return {"dt": ("level", ds.dt.values), "final_error": ("level", ds.final_error.values),
+            "observed_order": float(ds.observed_order), "observed_local_order": float(ds.observed_local_order),
+            "nominal_order": int(ds.nominal_order), "verdict": a["verdict"], "precision_used": a["precision"],
+            "stepper": a["stepper"], "backend_name": a["backend"], "backend_versions": a["backend_versions"],
+            "tolerance": float(a["tolerance"])}
+
+
+def validate_sweep(methods: Iterable[Any] | None = None, problem: Any = "vanderpol",
+                   dts: Sequence[float] | None = None, backend: str | Backend = "auto", *,
+                   progress: bool = True, n_dts: int = 6, precision: str | Sequence[str] = "auto",
+                   workers: int | None = None, scheduler: Any = None, out: Any = None, resume: bool = True,
+                   **kwargs: Any) -> "xr.Dataset":
+    """Validate many methods on one or more problems and precisions; one Dataset out.
+
+    The grid is ``method × problem × precision``; each cell is one :func:`validate` call over
+    the step sizes ``dts`` (or ``n_dts`` automatic ones), recorded along the dim ``level``.
+    ``methods=None`` sweeps every explicit catalogue method.  ``problem`` (``precision``) given
+    as a single name keeps that dim out of the result (it goes into the attrs); a list makes
+    it a dim.  The result has ``dt(…, level)``, ``final_error(…, level)``,
+    ``observed_order``, ``observed_local_order``, ``nominal_order``, ``verdict``, ``status``
+    and ``error`` (a cell that raised is ``status="failed"``, the others are kept).
+
+    Execution (see :func:`odernn_bridge.distributed.run_grid`): serial in this process by
+    default (``workers=None``/``0``; a tqdm bar with ``progress``); ``workers=N`` runs the
+    cells on a local dask cluster of ``N`` processes, ``scheduler=ADDRESS`` (or the
+    ``ODERNN_SCHEDULER`` environment variable) on an existing one — same numbers either way.
+    ``out``: the Dataset is written there atomically, finished cells are kept in
+    ``<out>.partial/`` meanwhile and an interrupted sweep rerun with the same ``out`` resumes.
 
     >>> ds = validate_sweep(["Euler", "RK4"], "linear", dts=[0.1, 0.05, 0.025], backend="scipy",
     ...                     progress=False)
-    >>> ds.observed_order.round(0).values.tolist()
-    [1.0, 4.0]
+    >>> ds.observed_order.round(0).values.tolist(), ds.status.values.tolist()
+    ([1.0, 4.0], ['ok', 'ok'])
+    >>> ds = validate_sweep(["RK4"], ["linear", "kepler"], dts=[0.1, 0.05], backend="scipy",
+    ...                     precision="float64", progress=False)
+    >>> dict(ds.final_error.sizes)
+    {'method': 1, 'problem': 2, 'level': 2}
     """
-    import xarray as xr
-    from tqdm.auto import tqdm
-
-    from ..io import provenance
+    from ..distributed import run_grid
     from ..methods.catalogue import list_methods
+    from ..reference.backend import BACKENDS
 
     be = get_backend(backend)
-    names = list(list_methods("explicit") if methods is None else methods)
-    if not names:
+    method_list = list(list_methods("explicit") if methods is None else methods)
+    if not method_list:
         raise ValueError("methods: expected at least one method")
-    rows = []
-    for mth in tqdm(names, desc=f"validate {problem if isinstance(problem, str) else problem.name}",
-                    disable=not progress, unit="method"):
-        rows.append(validate(mth, problem, dts, be, n_dts=n_dts, **kwargs))
-    L = max(r.sizes["dt"] for r in rows)
-    labels = [r.attrs["method"] for r in rows]
+    method_map: dict[str, Any] = {}
+    for m in method_list:
+        label = _label_of(m)  # unknown names raise here, before any work
+        if label in method_map:
+            raise ValueError(f"methods: {label!r} is listed twice")
+        method_map[label] = get_method(m).name if isinstance(m, str) else m
+    single_problem = isinstance(problem, (str, Problem))
+    problem_map: dict[str, Any] = {}
+    for p in ([problem] if single_problem else list(problem)):
+        prob = get_problem(p)
+        if prob.name in problem_map:
+            raise ValueError(f"problem: {prob.name!r} is listed twice")
+        # built-in problems travel by name: workers rebuild them and share reference solutions
+        problem_map[prob.name] = p.strip() if isinstance(p, str) else prob
+    if not problem_map:
+        raise ValueError("problem: expected at least one problem")
+    single_precision = isinstance(precision, str)
+    precisions = [precision] if single_precision else list(precision)
+    for pr in precisions:
+        if pr not in ("float64", "mp", "auto"):
+            raise ValueError(f"precision: expected 'float64', 'mp' or 'auto' (or a list of them), got {pr!r}")
+    grid = {"method": list(method_map), "problem": list(problem_map), "precision": precisions}
+    signature = {
+        "function": "validate_sweep", "dts": None if dts is None else [float(d) for d in dts],
+        "backend": be.name, "n_dts": n_dts, "options": kwargs,
+        "problems": {k: _describe_problem(get_problem(v)) for k, v in problem_map.items()},
+        "methods": {k: v if isinstance(v, str) else [np.asarray(v.A).tolist(), np.asarray(v.b).tolist()]
+                    for k, v in method_map.items()
+                    if not isinstance(v, str) or k != v},
+    }
+    fixed = dict(methods=method_map, problems=problem_map, dts=None if dts is None else list(dts),
+                 backend=be.name if be.name in BACKENDS else be, n_dts=n_dts, options=kwargs)
+    label = "/".join(problem_map) if len(problem_map) <= 3 else f"{len(problem_map)} problems"
+    squeeze = [d for d, single in (("problem", single_problem), ("precision", single_precision)) if single]
 
-    def pad(a: np.ndarray) -> np.ndarray:
-        out = np.full(L, np.nan)
-        out[: a.size] = a
-        return out
+    def finish(ds: "xr.Dataset") -> "xr.Dataset":
+        return _finish_sweep(ds, squeeze, problem_map, precisions, be.name)
 
-    ds = xr.Dataset(
-        {
-            "dt": (("method", "level"), np.stack([pad(r.dt.values) for r in rows])),
-            "final_error": (("method", "level"), np.stack([pad(r.final_error.values) for r in rows])),
-            "observed_order": ("method", np.array([float(r.observed_order) for r in rows])),
-            "observed_local_order": ("method", np.array([float(r.observed_local_order) for r in rows])),
-            "nominal_order": ("method", np.array([int(r.nominal_order) for r in rows])),
-            "verdict": ("method", np.array([r.attrs["verdict"] for r in rows], dtype=object)),
-        },
-        coords={"method": labels, "level": np.arange(L)},
-    )
-    first = rows[0].attrs
-    ds.attrs = provenance(problem=first["problem"], backend=be.name, backend_versions=first["backend_versions"],
-                          stepper=first["stepper"], tolerance=first["tolerance"],
-                          passed=int(sum(r.attrs["verdict"] == "pass" for r in rows)), methods=len(rows))
+    return run_grid(_sweep_cell, grid, fixed=fixed, signature=signature, workers=workers, scheduler=scheduler,
+                    progress=progress, resume=resume, out=out, desc=f"validate {label}", postprocess=finish,
+                    cost=lambda cell: _cell_cost(method_map[cell["method"]], cell["precision"]))
+
+
+def _finish_sweep(ds: "xr.Dataset", squeeze: list[str], problems: dict[str, Any], precisions: list[str],
+                  backend: str) -> "xr.Dataset":
+    """Per-cell constants into attrs, ``verdict="error"`` for failed cells, single dims dropped."""
+    ok = ds.status.values == "ok"
+    first: dict[str, Any] = {}
+    if ok.any():
+        idx = tuple(np.argwhere(ok)[0])
+        first = {k: str(ds[k].values[idx]) for k in ("stepper", "backend_versions")}
+        first["tolerance"] = float(ds.tolerance.values[idx])
+    ds = ds.drop_vars([v for v in ("stepper", "backend_name", "backend_versions", "tolerance") if v in ds])
+    if "verdict" not in ds:  # every cell failed
+        ds["verdict"] = (ds.status.dims, np.full(ds.status.shape, "", dtype=object))
+    ds["verdict"] = ds.verdict.where(ds.status == "ok", "error")
+    ds = ds.isel({d: 0 for d in squeeze}, drop=True)
+    run = ds.attrs
+    ds.attrs = provenance(problem=", ".join(problems), backend=backend, **first, precision=", ".join(precisions),
+                          passed=int((ds.verdict.values == "pass").sum()), methods=int(ds.sizes["method"]),
+                          cells=run["cells"], cells_failed=run["cells_failed"], cells_resumed=run["cells_resumed"],
+                          execution=run["execution"])
     return ds
+
+
+def _cell_cost(method: Any, precision: str) -> float:
+    """Rough relative cost of validating a method (stage count; mpmath is far slower)."""
+    m = method if not isinstance(method, str) else get_method(method)
+    return float(getattr(m, "stages", getattr(m, "steps", 1))) * (50.0 if precision == "mp" else 1.0)
