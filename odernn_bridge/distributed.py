@@ -158,13 +158,23 @@ def _normalise(values: Any, where: str) -> dict[str, Any]:
 
 
 def _call_cell(func: Callable[..., Any], cell: dict[str, Any], fixed: dict[str, Any],
-               single_thread: bool) -> dict[str, Any]:
+               single_thread: bool) -> tuple[str, Any]:
+    """``("ok", values)`` or ``("failed", "Type: message")``: a cell's exception is a result
+    (recorded in the Dataset), not a task failure for dask to log and report."""
     if single_thread and "torch" in sys.modules:
         import torch
 
         if torch.get_num_threads() != 1:
             torch.set_num_threads(1)
-    return _normalise(func(**cell, **fixed), f"cell {cell}")
+    try:
+        return "ok", _normalise(func(**cell, **fixed), f"cell {cell}")
+    except Exception as exc:
+        logger.debug("cell %s failed", cell, exc_info=True)
+        return "failed", _error_text(exc)
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
 # ----------------------------------------------------------------------------- partial store
@@ -389,15 +399,15 @@ def run_grid(func: Callable[..., Mapping[str, Any]], dims: Mapping[str, Sequence
     if cost is not None:
         todo.sort(key=lambda kc: -float(cost(kc[1])))
 
-    def finish(key: str, values: dict[str, Any] | None, exc: BaseException | None) -> None:
-        if exc is None:
-            assert values is not None
-            records[key] = {"status": "ok", "values": values}
+    def finish(key: str, outcome: tuple[str, Any]) -> None:
+        status, result = outcome
+        if status == "ok":
+            records[key] = {"status": "ok", "values": result}
             if store is not None:
-                store.save(key, values)
+                store.save(key, result)
         else:
-            records[key] = {"status": "failed", "values": {}, "error": f"{type(exc).__name__}: {exc}"}
-            logger.info("%s: cell %s failed: %s", desc, key, records[key]["error"])
+            records[key] = {"status": "failed", "values": {}, "error": result}
+            logger.info("%s: cell %s failed: %s", desc, key, result)
 
     from tqdm.auto import tqdm
 
@@ -408,12 +418,7 @@ def run_grid(func: Callable[..., Mapping[str, Any]], dims: Mapping[str, Sequence
         try:
             if client is None:
                 for key, cell in todo:
-                    try:
-                        values = _call_cell(func, cell, fixed, single_thread=False)
-                    except Exception as exc:  # recorded in the Dataset; the sweep goes on
-                        finish(key, None, exc)
-                    else:
-                        finish(key, values, None)
+                    finish(key, _call_cell(func, cell, fixed, single_thread=False))
                     bar.update(1)
             else:
                 _run_distributed(client, func, todo, fixed, retries, desc, finish, bar)
@@ -435,7 +440,7 @@ def run_grid(func: Callable[..., Mapping[str, Any]], dims: Mapping[str, Sequence
 
 def _run_distributed(client: Any, func: Callable[..., Any], todo: list[tuple[str, dict[str, Any]]],
                      fixed: dict[str, Any], retries: int, desc: str,
-                     finish: Callable[[str, Any, BaseException | None], None], bar: Any) -> None:
+                     finish: Callable[[str, tuple[str, Any]], None], bar: Any) -> None:
     from distributed import as_completed
 
     token = uuid.uuid4().hex[:8]
@@ -449,16 +454,12 @@ def _run_distributed(client: Any, func: Callable[..., Any], todo: list[tuple[str
     try:
         for fut in as_completed(list(futures), loop=client.loop):
             key = futures[fut]
-            if fut.status == "finished":
-                try:
-                    values = fut.result()
-                except Exception as exc:  # lost between finishing and fetching
-                    finish(key, None, exc)
-                else:
-                    finish(key, values, None)
+            try:
+                outcome = fut.result()
+            except Exception as exc:  # the task itself failed: its worker died too often (KilledWorker),
+                finish(key, ("failed", _error_text(exc)))  # the result could not be unpickled, ...
             else:
-                exc = fut.exception()
-                finish(key, None, exc if isinstance(exc, BaseException) else RuntimeError(str(exc)))
+                finish(key, outcome)
             fut.release()
             bar.update(1)
     except BaseException:

@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "train",
     "theory",
     "julia",
+    "sweep",
 )
 
 
