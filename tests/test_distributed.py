@@ -60,14 +60,14 @@ def _die_once(x: int, *, marker_dir: str) -> dict:
 # -- (b) identical numbers -------------------------------------------------------------------------
 
 def test_validate_sweep_serial_and_distributed_identical(address):
-    kw = dict(methods=["Euler", "Heun", "RK4", "BS3", "Tsit5"], problem=["linear", "kepler"],
-              precision="float64", backend="scipy", progress=False)
+    kw = dict(methods=["Euler", "Heun", "RK4", "Tsit5"], problem=["linear", "kepler"],
+              precision="float64", backend="scipy", progress=False, n_dts=4)
     serial = validate_sweep(**kw)
     dist = validate_sweep(**kw, scheduler=address)
     assert "dask.distributed" in dist.attrs["execution"] and "serial" in serial.attrs["execution"]
     # bit for bit: the same float64 code runs in another process
     xr.testing.assert_identical(serial.drop_attrs(), dist.drop_attrs())
-    assert dict(serial.final_error.sizes) == {"method": 5, "problem": 2, "level": 6}
+    assert dict(serial.final_error.sizes) == {"method": 4, "problem": 2, "level": 4}
     assert (serial.status.values == "ok").all()
     # the numbers are the real validation: nominal orders recovered within the verdict tolerance
     assert np.abs(serial.observed_order.sel({"method": "RK4"}).values - 4).max() < 0.3
@@ -184,9 +184,10 @@ _TINY = dict(task="adding", task_options={"seq_len": 8, "n_train": 64, "n_val": 
 def test_train_sweep_distributed_matches_trainer(address, tmp_path):
     from odernn_bridge.train import TrainConfig, Trainer, train_sweep
 
-    ds = train_sweep(["Euler", "RK4"], dts=[0.5], seeds=[0, 1], config=_TINY, scheduler=address,
+    # one cell: a worker importing torch costs seconds; the grid logic is the same as above
+    ds = train_sweep(["RK4"], dts=[0.5], seeds=[1], config=_TINY, scheduler=address,
                      runs_dir=tmp_path / "runs", out=tmp_path / "t.nc", progress=False)
-    assert dict(ds.final_test_loss.sizes) == {"method": 2, "dt": 1, "hidden": 1, "seed": 2}
+    assert dict(ds.final_test_loss.sizes) == {"method": 1, "dt": 1, "hidden": 1, "seed": 1}
     assert (ds.status.values == "ok").all() and ds.sizes["epoch"] == 2
     assert (tmp_path / "runs" / "RK4_dt0.5_h8_s1" / "history.nc").is_file()
     ref = Trainer(TrainConfig(**_TINY, method="RK4", dt=0.5, seed=1, progress=False)).fit()
@@ -223,3 +224,14 @@ def test_cli_stability_and_sweep_train(tmp_path, capsys):
     assert rc == 0, text
     assert "2/2 runs completed" in text
     assert io.open_dataset(tmp_path / "t.nc").final_test_loss.dims == ("method", "dt", "hidden", "seed")
+
+
+def test_analysis_layers_import_without_dask_or_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, odernn_bridge.stability, odernn_bridge.distributed, odernn_bridge.validate; "
+            "bad = [m for m in ('dask', 'distributed', 'torch') if m in sys.modules]; "
+            "assert not bad, bad")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
