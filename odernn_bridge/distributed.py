@@ -112,9 +112,14 @@ def open_client(workers: int | None = None, scheduler: Any = None) -> Iterator[A
     assert n is not None
     # dask's nanny already sets OMP/MKL/OPENBLAS_NUM_THREADS=1 in worker processes, so torch
     # starts single-threaded there; _call_cell enforces it for clusters configured otherwise
-    with LocalCluster(n_workers=min(n, available_cores()), threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
-            Client(cluster, set_as_default=False) as client:
+    import dask
+
+    # no dashboard, hence no use for the workers' statistical profiler (it samples the running
+    # task's stack every 10 ms: a few per cent of every worker's CPU)
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
+        cluster = LocalCluster(n_workers=min(n, available_cores()), threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+    with cluster, Client(cluster, set_as_default=False) as client:
         yield client
 
 
