@@ -24,6 +24,7 @@ from .errors import (
     NonFiniteError,
     OdernnError,
     OrderConditionError,
+    SweepResumeError,
     UnknownMethodError,
     UnsupportedOperationError,
 )
@@ -121,5 +122,6 @@ __all__ = [
     "NonFiniteError",
     "UnsupportedOperationError",
     "MaxStepsWarning",
+    "SweepResumeError",
     *_LAZY,
 ]

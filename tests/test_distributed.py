@@ -118,6 +118,8 @@ def test_validate_sweep_records_a_failing_method(tmp_path):
     back = io.open_dataset(out)
     assert back.status.values.tolist() == ["ok", "failed"] and back.attrs["passed"] == 1
     assert not partial_path(out).exists()
+    only = validate_sweep(["Feagin14"], "linear", backend="scipy", precision="float64", progress=False)
+    assert only.verdict.values.tolist() == ["error"] and np.isnan(only.observed_order.values).all()
 
 
 # -- (d) resume -------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def _train_sweep(args: argparse.Namespace) -> int:
     print(f"{'method':<14} {'dt':>8} {'hidden':>6} {'seed':>5}  {metric}")
     for idx in np.ndindex(*ds.status.shape):
         m, dt, h, s = (ds[d].values[i] for d, i in zip(ds.status.dims, idx))
-        value = (f"{float(ds[metric].values[idx]):.4f}" if ds.status.values[idx] == "ok"
+        value = (f"{float(ds[metric].values[idx]):.4f}" if ds.status.values[idx] == "ok" and metric in ds
                  else f"failed: {ds.error.values[idx]}")
         print(f"{m:<14} {dt:>8g} {h:>6} {s:>5}  {value}")
     failed = int((ds.status.values != "ok").sum())

@@ -88,8 +88,10 @@ def stability_table(methods: Iterable[Any] | None = None, *, region: Sequence[An
                            window_imag=list(window[1]) if window else None,
                            resolution=list(window[2]) if window else None, **ds.attrs)
         ds.attrs = attrs
-        ds["real_interval"].attrs["long_name"] = "largest r with [-r, 0] in the region"
-        ds["imag_interval"].attrs["long_name"] = "largest r with [-ir, ir] in the region"
+        for name, text in (("real_interval", "largest r with [-r, 0] in the region"),
+                           ("imag_interval", "largest r with [-ir, ir] in the region")):
+            if name in ds:  # absent when every method failed
+                ds[name].attrs["long_name"] = text
         if "amplification" in ds:
             ds["amplification"].attrs = {
                 "long_name": "amplification factor",

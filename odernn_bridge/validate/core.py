@@ -612,8 +612,12 @@ def _finish_sweep(ds: "xr.Dataset", squeeze: list[str], problems: dict[str, Any]
         first = {k: str(ds[k].values[idx]) for k in ("stepper", "backend_versions")}
         first["tolerance"] = float(ds.tolerance.values[idx])
     ds = ds.drop_vars([v for v in ("stepper", "backend_name", "backend_versions", "tolerance") if v in ds])
-    if "verdict" not in ds:  # every cell failed
+    if "verdict" not in ds:  # every cell failed: the variables exist, all NaN
         ds["verdict"] = (ds.status.dims, np.full(ds.status.shape, "", dtype=object))
+        for name in ("dt", "final_error"):
+            ds[name] = ((*ds.status.dims, "level"), np.full((*ds.status.shape, 1), np.nan))
+        for name in ("observed_order", "observed_local_order", "nominal_order"):
+            ds[name] = (ds.status.dims, np.full(ds.status.shape, np.nan))
     ds["verdict"] = ds.verdict.where(ds.status == "ok", "error")
     ds = ds.isel({d: 0 for d in squeeze}, drop=True)
     run = ds.attrs
