@@ -2,10 +2,11 @@
 
     python benchmarks/bench_sweep.py [--workers 2] [--problems P ...] [--precision auto] [--repeats 1]
 
-The sweep is ``validate_sweep`` over every explicit catalogue method × three problems (Kepler,
-Van der Pol, Lotka–Volterra) with automatic step sizes and precision (float64, then mpmath
-where float64 is inconclusive): what ``odernn validate --all -p kepler vanderpol
-lotka_volterra --workers 2`` runs (213 cells).  Timed,
+The sweep is ``validate_sweep`` over every explicit catalogue method × every built-in problem
+(default), float64, automatic step sizes: what ``odernn validate --all -p kepler linear lorenz
+lotka_volterra vanderpol vanderpol_mild --precision float64 --workers 2`` runs (426 cells).
+``--precision auto`` (the CLI's default: mpmath where float64 is inconclusive) makes it
+several times longer (minutes of CPU per problem).  Timed,
 in this order within each repeat (medians over repeats are printed):
 
 1. serial: ``workers=0`` (this process);
@@ -36,8 +37,8 @@ import time
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--problems", nargs="+", default=["kepler", "vanderpol", "lotka_volterra"])
-    ap.add_argument("--precision", default="auto", choices=("float64", "auto", "mp"))
+    ap.add_argument("--problems", nargs="+", default=None, help="default: every built-in problem")
+    ap.add_argument("--precision", default="float64", choices=("float64", "auto", "mp"))
     ap.add_argument("--methods", nargs="+", default=None, help="default: every explicit catalogue method")
     ap.add_argument("--repeats", type=int, default=1)
     args = ap.parse_args()
@@ -48,9 +49,11 @@ def main() -> None:
 
     import odernn_bridge as ob
     from odernn_bridge.distributed import available_cores, open_client
+    from odernn_bridge.reference import list_problems
     from odernn_bridge.validate import core, validate_sweep
 
     methods = args.methods or ob.list_methods("explicit")
+    args.problems = args.problems or list_problems()
     load_before = os.getloadavg()
     kw = dict(backend="scipy", precision=args.precision, progress=False)
 

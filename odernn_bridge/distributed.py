@@ -118,7 +118,7 @@ def open_client(workers: int | None = None, scheduler: Any = None) -> Iterator[A
     # task's stack every 10 ms: a few per cent of every worker's CPU)
     with dask.config.set({"distributed.worker.profile.enabled": False}):
         cluster = LocalCluster(n_workers=min(n, available_cores()), threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+                               dashboard_address=":0", silence_logs=logging.ERROR)  # any free port
     with cluster, Client(cluster, set_as_default=False) as client:
         yield client
 
