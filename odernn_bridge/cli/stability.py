@@ -55,7 +55,7 @@ def handle(args: argparse.Namespace) -> int:
 
     region = (tuple(args.real), tuple(args.imag), args.resolution) if args.out else None
     ds = stability_table(names, region=region, workers=args.workers, scheduler=args.scheduler,
-                         progress=not args.quiet and (args.workers or args.scheduler or args.all))
+                         progress=not args.quiet and bool(args.workers or args.scheduler or args.all))
     print(format_table(ds))
     if args.out:
         ds.attrs["command"] = "odernn stability " + ("--all" if args.all else " ".join(args.methods))
