@@ -110,6 +110,7 @@ class SharedNewtonMatrix:
         self.dtype, self.device = J.dtype, J.device
         self.J = J
         self.lower = bool(lower) and self.s > 1
+        self.dense: Tensor | None = None  # set below where the transformation folds away
         eye = torch.eye(self.n, dtype=J.dtype, device=J.device)
         if self.lower:
             self.C = C
@@ -136,6 +137,13 @@ class SharedNewtonMatrix:
             Dt = torch.tensor(np.asarray(D), dtype=J.dtype, device=J.device)
             M = torch.eye(m * self.n, dtype=J.dtype, device=J.device) - torch.kron(Dt, J)
             self.blocks.append((list(idx), torch.linalg.inv(M)))
+        # One block covering every stage (e.g. Gauss–Legendre s = 2: one complex pair): the
+        # transformation saves no arithmetic, so it is folded into the inverse once,
+        # ``(T⊗I) (I − D⊗J̄)⁻¹ (T⁻¹⊗I)``, and an application is a single matrix product
+        # (without the two stage transforms and their layout copies).
+        if self.T is not None and len(self.blocks) == 1 and self.blocks[0][0] == list(range(self.s)):
+            eye_n = torch.eye(self.n, dtype=J.dtype, device=J.device)
+            self.dense = torch.kron(self.T, eye_n) @ self.blocks[0][1] @ torch.kron(self.Tinv, eye_n)
 
     @property
     def stage_inverses(self) -> int:
@@ -154,10 +162,13 @@ class SharedNewtonMatrix:
         if self.lower:
             return self._substitute(r, transpose)
         B = r.shape[0]
+        if self.dense is not None:
+            flat = r.reshape(B, self.s * self.n)
+            return (flat @ (self.dense if transpose else self.dense.t())).view(B, self.s, self.n)
         # forward: r̃ = (T⁻¹⊗I) r, x = (T⊗I) x̃;  transposed: r̃ = (Tᵀ⊗I) r, x = (T⁻ᵀ⊗I) x̃
         if self.T is not None:
             left = self.Tinv if not transpose else self.T.t()
-            r = torch.einsum("ij,bjn->bin", left, r)
+            r = torch.matmul(left, r)  # (s, s) @ (batch, s, n): contiguous, unlike einsum
         out = torch.empty_like(r)
         for idx, inv in self.blocks:
             m = len(idx)
@@ -176,7 +187,7 @@ class SharedNewtonMatrix:
                 out[:, idx] = xb.view(B, m, self.n)
         if self.T is not None:
             right = self.T if not transpose else self.Tinv.t()
-            out = torch.einsum("ij,bjn->bin", right, out)
+            out = torch.matmul(right, out)
         return out
 
     def _substitute(self, r: Tensor, transpose: bool) -> Tensor:

@@ -45,8 +45,9 @@ def test_fused_kernel_equals_generic_autograd(field: str, method: str, substeps:
 
 
 @pytest.mark.parametrize("substeps", [1, 3])
-def test_fused_kernel_linear_interpolation(substeps: int) -> None:
-    rnn = ob.ODERNN(3, 5, method=dp5(), dt=0.4, field="leaky", num_layers=2, substeps=substeps,
+@pytest.mark.parametrize("field", ["leaky", "elman"])  # with a leak Y is stored; without, rebuilt from S, A
+def test_fused_kernel_linear_interpolation(substeps: int, field: str) -> None:
+    rnn = ob.ODERNN(3, 5, method=dp5(), dt=0.4, field=field, num_layers=2, substeps=substeps,
                     input_interpolation="linear", dtype=torch.float64)
     x = torch.randn(6, 4, 3, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(2, 4, 5, dtype=torch.float64, requires_grad=True)
