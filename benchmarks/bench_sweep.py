@@ -59,6 +59,7 @@ def main() -> None:
 
     def fresh() -> None:
         core._SHARED_REFERENCES.clear()
+        core._SHARED_FINALS.clear()
 
     times: dict[str, list[float]] = {"serial": [], "with_startup": [], "without_startup": []}
     cpu: dict[str, list[float]] = {"serial": [], "worker_max": [], "worker_sum": []}

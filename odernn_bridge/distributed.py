@@ -17,6 +17,11 @@ each finished cell is written atomically to ``<out>.partial/`` as soon as it arr
 of an interrupted sweep loads those cells instead of recomputing them, and the directory is
 removed after the final Dataset has been written (atomically) to ``out``.
 
+Work that many cells need (a reference solution per problem, say) is computed once per group
+of cells with ``shared=`` / ``shared_dims=``: serially once per group, distributed as one dask
+task per group whose result (a future) is handed to the cell tasks of that group, so dask tends
+to run them on the worker that already holds it.
+
 dask is imported only when a distributed sweep runs.
 
 >>> def square(x, *, offset):
@@ -55,6 +60,8 @@ logger = logging.getLogger("odernn_bridge.distributed")
 ENV_SCHEDULER = "ODERNN_SCHEDULER"
 
 _STORE_FORMAT = "odernn_bridge.sweep.partial/1"
+
+_NO_SHARED = object()  # marker: the cell function takes no ``shared`` argument
 
 
 def available_cores() -> int:
@@ -162,19 +169,44 @@ def _normalise(values: Any, where: str) -> dict[str, Any]:
     return out
 
 
-def _call_cell(func: Callable[..., Any], cell: dict[str, Any], fixed: dict[str, Any],
-               single_thread: bool) -> tuple[str, Any]:
-    """``("ok", values)`` or ``("failed", "Type: message")``: a cell's exception is a result
-    (recorded in the Dataset), not a task failure for dask to log and report."""
-    if single_thread and "torch" in sys.modules:
+def _single_thread() -> None:
+    if "torch" in sys.modules:
         import torch
 
         if torch.get_num_threads() != 1:
             torch.set_num_threads(1)
+
+
+def _call_cell(func: Callable[..., Any], cell: dict[str, Any], fixed: dict[str, Any],
+               single_thread: bool, shared: Any = _NO_SHARED) -> tuple[str, Any]:
+    """``("ok", values)`` or ``("failed", "Type: message")``: a cell's exception is a result
+    (recorded in the Dataset), not a task failure for dask to log and report.  ``shared``:
+    the outcome of the cell's group's :func:`_call_shared` (passed on as ``shared=``)."""
+    if single_thread:
+        _single_thread()
+    extra: dict[str, Any] = {}
+    if shared is not _NO_SHARED:
+        status, value = shared
+        if status != "ok":
+            return "failed", value
+        extra["shared"] = value
     try:
-        return "ok", _normalise(func(**cell, **fixed), f"cell {cell}")
+        return "ok", _normalise(func(**cell, **fixed, **extra), f"cell {cell}")
     except Exception as exc:
         logger.debug("cell %s failed", cell, exc_info=True)
+        return "failed", _error_text(exc)
+
+
+def _call_shared(shared: Callable[..., Any], group: dict[str, Any], fixed: dict[str, Any],
+                 single_thread: bool) -> tuple[str, Any]:
+    """``("ok", value)`` of ``shared(**group, **fixed)``, or ``("failed", "Type: message")``:
+    a failure fails the group's cells with that message, recorded like their own errors."""
+    if single_thread:
+        _single_thread()
+    try:
+        return "ok", shared(**group, **fixed)
+    except Exception as exc:
+        logger.debug("shared work for %s failed", group, exc_info=True)
         return "failed", _error_text(exc)
 
 
@@ -332,7 +364,8 @@ def run_grid(func: Callable[..., Mapping[str, Any]], dims: Mapping[str, Sequence
              signature: Any = None, cost: Callable[[dict[str, Any]], float] | None = None,
              coords: Mapping[str, Any] | None = None, retries: int = 0, desc: str = "sweep",
              attrs: Mapping[str, Any] | None = None,
-             postprocess: Callable[["xr.Dataset"], "xr.Dataset"] | None = None) -> "xr.Dataset":
+             postprocess: Callable[["xr.Dataset"], "xr.Dataset"] | None = None,
+             shared: Callable[..., Any] | None = None, shared_dims: Sequence[str] = ()) -> "xr.Dataset":
     """Call ``func(**cell, **fixed)`` on every cell of the grid ``dims``; one Dataset out.
 
     Args:
@@ -355,6 +388,14 @@ def run_grid(func: Callable[..., Mapping[str, Any]], dims: Mapping[str, Sequence
             by dask anyway, up to ``distributed.scheduler.allowed-failures``).
         desc: progress-bar label; attrs: extra Dataset attributes.
         postprocess: applied to the gathered Dataset before it is returned and written.
+        shared: a module-level function computing what all cells with the same labels along
+            ``shared_dims`` need (e.g. a problem's reference solution):
+            ``shared(**{d: cell[d] for d in shared_dims}, **fixed)`` runs once per such group
+            (of the cells still to compute) and its result is passed to ``func`` as the keyword
+            ``shared``.  Distributed, it is one task per group whose result stays on a worker
+            and is handed to the group's cell tasks (dask prefers that worker for them).  If it
+            raises, the group's cells are recorded as failed with its error.
+        shared_dims: the grid dims that determine ``shared``'s result (``()``: one group).
 
     Returns:
         ``xarray.Dataset`` with the grid dims first, every result variable, ``status``
@@ -390,6 +431,14 @@ def run_grid(func: Callable[..., Mapping[str, Any]], dims: Mapping[str, Sequence
     overlap = set(fixed) & set(grid)
     if overlap:
         raise ValueError(f"fixed: {sorted(overlap)} are also grid dims")
+    shared_dims = [str(d) for d in shared_dims]
+    if shared is None and shared_dims:
+        raise ValueError("shared_dims: given without a shared function")
+    if shared is not None and not callable(shared):
+        raise TypeError(f"shared: expected a callable, got {type(shared).__name__}")
+    unknown = [d for d in shared_dims if d not in grid]
+    if unknown:
+        raise ValueError(f"shared_dims: {unknown} are not grid dims ({list(grid)})")
     cells = [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
     keys = [_cell_key(c) for c in cells]
     sig = json.dumps(fixed if signature is None else signature, sort_keys=True, default=repr)
@@ -422,11 +471,20 @@ def run_grid(func: Callable[..., Mapping[str, Any]], dims: Mapping[str, Sequence
                    dynamic_ncols=True)
         try:
             if client is None:
+                outcomes: dict[str, tuple[str, Any]] = {}  # one shared computation per group
                 for key, cell in todo:
-                    finish(key, _call_cell(func, cell, fixed, single_thread=False))
+                    extra: tuple[Any, ...] = ()
+                    if shared is not None:
+                        group = {d: cell[d] for d in shared_dims}
+                        gkey = _cell_key(group)
+                        if gkey not in outcomes:
+                            outcomes[gkey] = _call_shared(shared, group, fixed, single_thread=False)
+                        extra = (outcomes[gkey],)
+                    finish(key, _call_cell(func, cell, fixed, False, *extra))
                     bar.update(1)
+                outcomes.clear()
             else:
-                _run_distributed(client, func, todo, fixed, retries, desc, finish, bar)
+                _run_distributed(client, func, todo, fixed, retries, desc, finish, bar, shared, shared_dims)
         finally:
             bar.close()
 
@@ -445,15 +503,29 @@ def run_grid(func: Callable[..., Mapping[str, Any]], dims: Mapping[str, Sequence
 
 def _run_distributed(client: Any, func: Callable[..., Any], todo: list[tuple[str, dict[str, Any]]],
                      fixed: dict[str, Any], retries: int, desc: str,
-                     finish: Callable[[str, tuple[str, Any]], None], bar: Any) -> None:
+                     finish: Callable[[str, tuple[str, Any]], None], bar: Any,
+                     shared: Callable[..., Any] | None = None, shared_dims: Sequence[str] = ()) -> None:
     from distributed import as_completed
 
     token = uuid.uuid4().hex[:8]
     n = len(todo)
+    groups: dict[str, Any] = {}  # group key -> future of its shared work (kept until the end)
+    if shared is not None:
+        for _, cell in todo:
+            group = {d: cell[d] for d in shared_dims}
+            gkey = _cell_key(group)
+            if gkey not in groups:  # before every cell: the cells wait for these
+                label = "-".join(str(v) for v in group.values()) or "all"
+                groups[gkey] = client.submit(_call_shared, shared, group, fixed, True, pure=False,
+                                             key=f"{desc}-shared-{label}-{token}", retries=retries,
+                                             priority=n + len(todo))
     futures: dict[Any, str] = {}
     for i, (key, cell) in enumerate(todo):
         label = "-".join(str(v) for v in cell.values())
-        fut = client.submit(_call_cell, func, cell, fixed, True, key=f"{desc}-{label}-{token}-{i}",
+        extra: tuple[Any, ...] = ()
+        if shared is not None:
+            extra = (groups[_cell_key({d: cell[d] for d in shared_dims})],)
+        fut = client.submit(_call_cell, func, cell, fixed, True, *extra, key=f"{desc}-{label}-{token}-{i}",
                             pure=False, retries=retries, priority=n - i)
         futures[fut] = key
     try:
@@ -468,8 +540,11 @@ def _run_distributed(client: Any, func: Callable[..., Any], todo: list[tuple[str
             fut.release()
             bar.update(1)
     except BaseException:
-        client.cancel(list(futures))
+        client.cancel(list(futures) + list(groups.values()))
         raise
+    finally:
+        for fut in groups.values():
+            fut.release()
 
 
 def _label(v: Any, dim: str) -> Any:

@@ -237,3 +237,56 @@ def test_analysis_layers_import_without_dask_or_torch():
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+# -- shared per-group work (reference solutions) ---------------------------------------------------
+
+def _offset(group: str, *, log_dir: str, scale: int) -> int:
+    """Shared work of a group: logged (one file per call) so the test can count the calls."""
+    Path(log_dir, f"shared-{group}-{os.getpid()}-{len(os.listdir(log_dir))}").touch()
+    if group == "bad":
+        raise RuntimeError("no reference for bad")
+    return {"a": 100, "b": 200}[group] * scale
+
+
+def _plus_shared(x: int, group: str, *, log_dir: str, scale: int, shared: int) -> dict:
+    return {"y": x + shared, "pid": os.getpid()}
+
+
+@pytest.mark.parametrize("where", ["serial", "distributed"])
+def test_shared_work_runs_once_per_group_and_failures_are_recorded(where, address, tmp_path):
+    kw = dict(fixed={"log_dir": str(tmp_path), "scale": 2}, shared=_offset, shared_dims=["group"],
+              progress=False, scheduler=address if where == "distributed" else None)
+    ds = run_grid(_plus_shared, {"x": [1, 2, 3, 4, 5], "group": ["a", "b", "bad"]}, **kw)
+    calls = sorted(f.split("-")[1] for f in os.listdir(tmp_path))
+    assert calls == ["a", "b", "bad"]  # once per group, not once per cell or per worker
+    assert ds.y.sel(group="a").values.tolist() == [201.0, 202.0, 203.0, 204.0, 205.0]
+    assert ds.y.sel(group="b", x=5).item() == 405.0
+    # the group whose shared work raised: every cell failed with that error, the others kept
+    assert (ds.status.sel(group="bad").values == "failed").all()
+    assert set(ds.error.sel(group="bad").values.tolist()) == {"RuntimeError: no reference for bad"}
+    assert ds.attrs["cells_failed"] == 5 and ds.attrs["cells_ok"] == 10
+
+
+def test_shared_arguments_are_checked():
+    with pytest.raises(ValueError, match="shared_dims"):
+        run_grid(_plus_shared, {"x": [1]}, shared=_offset, shared_dims=["group"], progress=False)
+    with pytest.raises(ValueError, match="shared_dims"):
+        run_grid(_plus_shared, {"x": [1]}, shared_dims=["x"], progress=False)
+
+
+def test_validate_sweep_reference_matches_a_fresh_validate():
+    # the sweep's shared reference (finest grid, sliced) gives exactly the numbers of a fresh,
+    # standalone validate() of the same cell: the precomputed grid changes who computes, not what
+    from odernn_bridge.validate import core, validate
+
+    kw = dict(backend="scipy", precision="float64", n_dts=4)
+    sweep = validate_sweep(["Heun", "RK4"], ["vanderpol", "lorenz"], progress=False, **kw)
+    for method, problem in [("Heun", "vanderpol"), ("RK4", "lorenz")]:
+        core._SHARED_REFERENCES.clear()
+        core._SHARED_FINALS.clear()
+        one = validate(method, problem, **kw)
+        cell = sweep.sel({"method": method, "problem": problem})
+        n = one.sizes["dt"]
+        np.testing.assert_array_equal(cell.final_error.values[:n], one.final_error.values)
+        assert float(cell.observed_order) == float(one.observed_order)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -132,6 +132,8 @@ class _Level:
 #: reference grids of built-in problems, shared across calls (sweeps validate many methods
 #: on the same problem and grids); keyed by backend, problem identity and precision
 _SHARED_REFERENCES: dict[tuple, dict[int, np.ndarray]] = {}
+#: final states (ground truth where asked) of the same problems, keyed like the grids + ground_truth
+_SHARED_FINALS: dict[tuple, np.ndarray] = {}
 _SHAREABLE = ("linear", "vanderpol", "vanderpol_mild", "lorenz", "lotka_volterra", "kepler")
 
 
@@ -180,11 +182,29 @@ class _ReferenceGrid:
         else:
             U = np.asarray(self.backend.reference(self.prob, times))
         self._cache[n] = U
-        if self.prob.name in _SHAREABLE and self.prob.numpy_rhs is None:
+        if self.shareable:
             if len(_SHARED_REFERENCES) > 16:
                 _SHARED_REFERENCES.clear()
             _SHARED_REFERENCES.setdefault(self._key(), {})[n] = U
         return U
+
+    @property
+    def shareable(self) -> bool:
+        """Built-in problems, whose references are shared across calls (and sweep workers)."""
+        return self.prob.name in _SHAREABLE and self.prob.numpy_rhs is None
+
+    def export(self, n: int) -> dict[str, Any]:
+        """The reference on the ``n``-step grid and the final state, for :meth:`install` elsewhere."""
+        return {"n": int(n), "grid": self.grid(n), "final": self.final(), "ground_truth": self.ground_truth}
+
+    def install(self, shared: Mapping[str, Any]) -> None:
+        """Make :meth:`export`'s values (computed once, maybe in another process) the shared ones."""
+        if not self.shareable or shared["ground_truth"] != self.ground_truth:
+            return
+        if len(_SHARED_REFERENCES) > 16:
+            _SHARED_REFERENCES.clear()
+        _SHARED_REFERENCES.setdefault(self._key(), {}).setdefault(shared["n"], shared["grid"])
+        _SHARED_FINALS.setdefault((self._key(), self.ground_truth), shared["final"])
 
     def prefetch(self, n: int) -> None:
         self.grid(n)
@@ -192,6 +212,8 @@ class _ReferenceGrid:
     def final(self) -> np.ndarray:
         if self._final is None and self.dps is not None:
             self._final = self.grid(1)[-1]
+        if self._final is None and self.shareable:
+            self._final = _SHARED_FINALS.get((self._key(), self.ground_truth))
         if self._final is None:
             t1 = self.prob.tspan[1]
             gt = getattr(self.backend, "ground_truth", None)
@@ -199,6 +221,10 @@ class _ReferenceGrid:
                 self._final = np.asarray(gt(self.prob, [t1]))[-1]
             else:
                 self._final = self.grid(1)[-1]
+            if self.shareable:
+                if len(_SHARED_FINALS) > 16:
+                    _SHARED_FINALS.clear()
+                _SHARED_FINALS[(self._key(), self.ground_truth)] = self._final
         return self._final
 
 
@@ -508,9 +534,57 @@ def _describe_problem(prob: Problem) -> list[Any]:
             None if prob.inputs is None else np.asarray(prob.inputs, dtype=np.float64).tolist()]
 
 
+def _sweep_reference_grid(problem: str, problems: dict[str, Any], backend: Any,
+                          options: dict[str, Any]) -> _ReferenceGrid:
+    """The float64 reference ``validate`` builds for a sweep's ``problem`` (same backend choice)."""
+    prob = get_problem(problems[problem])
+    be = get_backend(backend)
+    if not be.handles(prob):
+        be = get_backend("scipy")
+    return _ReferenceGrid(be, prob, bool(options.get("ground_truth", True)))
+
+
+def _sweep_reference(problem: str, *, methods: dict[str, Any], problems: dict[str, Any],
+                     dts: Sequence[float] | None, backend: Any, n_dts: int,
+                     options: dict[str, Any]) -> dict[str, Any] | None:
+    """Shared work of :func:`validate_sweep`'s cells on ``problem``: its float64 reference on
+    the finest grid the cells' levels divide (automatic ``dts``: every power-of-two level up
+    to ``max_steps``; given ``dts``: their common refinement, as ``_assemble`` uses) and its
+    final state (the mpmath ground truth where there is one).  ``None`` when the problem's
+    references are not shared or ``dts`` do not fit (each cell then reports or computes its own)."""
+    ref = _sweep_reference_grid(problem, problems, backend, options)
+    if not ref.shareable:
+        return None
+    span, base = _units(ref.prob)
+    max_steps = int(options.get("max_steps", _MAX_STEPS))
+    if dts is None:
+        n = base * (1 if ref.prob.segmented else 4)
+        if n > max_steps:
+            return None
+        while 2 * n <= max_steps:
+            n *= 2
+    else:
+        ns = []
+        for dt in dts:
+            m = int(round(span / base / float(dt))) if float(dt) > 0 else 0
+            if m < 1 or abs(m * float(dt) - span / base) > 1e-9 * span / base:
+                return None  # validate raises the argument error in every cell
+            ns.append(m * base)
+        n = 1
+        for k in ns:
+            n = n * k // math.gcd(n, k)
+        if n > 4 * max(ns):
+            n = max(ns)
+    return ref.export(n)
+
+
 def _sweep_cell(method: str, problem: str, precision: str, *, methods: dict[str, Any], problems: dict[str, Any],
-                dts: Sequence[float] | None, backend: Any, n_dts: int, options: dict[str, Any]) -> dict[str, Any]:
-    """One cell of :func:`validate_sweep`: the figures of ``validate`` it gathers."""
+                dts: Sequence[float] | None, backend: Any, n_dts: int, options: dict[str, Any],
+                shared: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """One cell of :func:`validate_sweep`: the figures of ``validate`` it gathers (``shared``:
+    :func:`_sweep_reference` of its problem, installed where ``validate`` looks it up)."""
+    if shared is not None:
+        _sweep_reference_grid(problem, problems, backend, options).install(shared)
     ds = validate(methods[method], problems[problem], dts, backend, n_dts=n_dts, precision=precision, **options)
     a = ds.attrs
     return {"dt": ("level", ds.dt.values), "final_error": ("level", ds.final_error.values),
@@ -597,9 +671,14 @@ def validate_sweep(methods: Iterable[Any] | None = None, problem: Any = "vanderp
     def finish(ds: "xr.Dataset") -> "xr.Dataset":
         return _finish_sweep(ds, squeeze, problem_map, precisions, be.name)
 
+    # each problem's float64 reference is computed once (one task per problem when distributed)
+    # and handed to its cells, instead of once per worker
+    needs_reference = any(pr != "mp" for pr in precisions)
     return run_grid(_sweep_cell, grid, fixed=fixed, signature=signature, workers=workers, scheduler=scheduler,
                     progress=progress, resume=resume, out=out, desc=f"validate {label}", postprocess=finish,
-                    cost=lambda cell: _cell_cost(method_map[cell["method"]], cell["precision"]))
+                    cost=lambda cell: _cell_cost(method_map[cell["method"]], cell["precision"]),
+                    shared=_sweep_reference if needs_reference else None,
+                    shared_dims=("problem",) if needs_reference else ())
 
 
 def _finish_sweep(ds: "xr.Dataset", squeeze: list[str], problems: dict[str, Any], precisions: list[str],
