@@ -166,8 +166,8 @@ class HigherOrderCell(nn.Module):
 
     def run_sequence(self, u_seq: Tensor, h0: Tensor, t0: float = 0.0) -> Tensor:
         outs, h = [], h0
-        for k in range(u_seq.shape[0]):
-            h = self.step_projected(u_seq[k], h, t0 + k * self.dt)
+        for k, u in enumerate(u_seq.unbind(0)):  # one unbind: no O(T²) select gradients
+            h = self.step_projected(u, h, t0 + k * self.dt)
             outs.append(h)
         return torch.stack(outs, 0)
 
