@@ -21,6 +21,8 @@ from .errors import (
     MaxStepsWarning,
     MethodFormatError,
     MethodValidationError,
+    NativeKernelError,
+    NativeKernelWarning,
     NonFiniteError,
     OdernnError,
     OrderConditionError,
@@ -68,6 +70,7 @@ _LAZY: dict[str, str] = {
     "HigherOrderCell": "odernn_bridge.cells",
     "CoRNNCell": "odernn_bridge.cells",
     "make_field": "odernn_bridge.cells",
+    "native_status": "odernn_bridge.cells",
     # theory
     "classify": "odernn_bridge.theory",
     "as_odernn": "odernn_bridge.theory",
@@ -123,5 +126,7 @@ __all__ = [
     "UnsupportedOperationError",
     "MaxStepsWarning",
     "SweepResumeError",
+    "NativeKernelError",
+    "NativeKernelWarning",
     *_LAZY,
 ]

@@ -17,6 +17,8 @@ __all__ = [
     "UnsupportedOperationError",
     "MaxStepsWarning",
     "SweepResumeError",
+    "NativeKernelError",
+    "NativeKernelWarning",
 ]
 
 
@@ -93,3 +95,13 @@ class MaxStepsWarning(RuntimeWarning):
 
 class SweepResumeError(OdernnError, ValueError):
     """A sweep's partial results on disk were made with other settings than the rerun's."""
+
+
+class NativeKernelError(OdernnError, RuntimeError):
+    """The native fused kernel was required (``ODERNN_NATIVE=1``) but could not be built or
+    loaded (no C++ compiler, a failed compile), or ``ODERNN_NATIVE`` has an unknown value."""
+
+
+class NativeKernelWarning(RuntimeWarning):
+    """The native fused kernel could not be built or loaded; the Python loop is used instead
+    (same results to rounding, slower with several threads)."""

@@ -6,9 +6,11 @@
 * :class:`LearnableRKCell` — an explicit tableau trained under its order conditions;
 * :class:`AdaptiveRKCell` — embedded pairs with per-sample step-size control;
 * :class:`MultistepCell`, :class:`HigherOrderCell`, :class:`CoRNNCell` — memory-t cells;
-* :class:`ODERNN` — the multi-layer layer with ``nn.RNN``'s conventions.
+* :class:`ODERNN` — the multi-layer layer with ``nn.RNN``'s conventions;
+* :func:`native_status` — whether the fused kernel's native (C++) loop is built and used.
 """
 
+from ._native import native_status
 from .adaptive import AdaptiveRKCell
 from .fields import (
     FIELDS,
@@ -48,4 +50,5 @@ __all__ = [
     "CoRNNField",
     "CoRNNCell",
     "ODERNN",
+    "native_status",
 ]

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ._native import rk_sequence_op
 from ._workspace import Lease, Workspace
 from .fields import PREACTIVATION_SCALE, activation_derivative, activation_from_scaled_
 
@@ -76,6 +77,19 @@ def _combine(h: Tensor, comb: tuple[str, Any], Kd: Tensor, out: Tensor) -> Tenso
     return out
 
 
+#: fewest batch rows the native loop gives one thread (it splits the batch between threads)
+NATIVE_MIN_ROWS = 4
+#: activation codes of the native loop (0: σ with tanh folded into the coefficients)
+_NATIVE_ACT = {"tanh": 1, "sigmoid": 2, "relu": 3, "identity": 4}
+
+
+def _native_op(like: Tensor) -> Any:
+    """The native operator when it applies (CPU, float32/float64) and is available."""
+    if like.device.type != "cpu" or like.dtype not in (torch.float32, torch.float64):
+        return None
+    return rk_sequence_op()
+
+
 class _Kernel:
     """Per-call constants of the fused kernel (they depend on the weight).
 
@@ -110,6 +124,26 @@ class _Kernel:
         self.update = _combination(plan.weights, like, p)
         delta = q * sum(b for _, b in plan.weights)
         self.delta = like.new_full((), delta) if delta != 0.0 else None
+
+    def native_args(self, plan: FusedPlan) -> tuple[Any, ...]:
+        """The stage description in the form of the native operator (see ``_native``):
+        the stage argument's constant ``γ_i`` is added to ``y_i`` itself there (free in the
+        native loop), instead of the bias row of the product used here."""
+        row_ptr, row_slot, row_coef, shift, y_slot = [0], [], [], [], []
+        for i in plan.stages:
+            rows = plan.rows[i]
+            for j, a in rows:
+                row_slot.append(j)
+                row_coef.append(self.p * a)
+            row_ptr.append(len(row_slot))
+            shift.append(self.q * sum(a for _, a in rows))
+            y_slot.append(plan.yslot.get(i, -1))
+        theta = [t for per_sub in plan.theta for t in per_sub]
+        upd_slot = [j for j, _ in plan.weights]
+        upd_coef = [self.p * b for _, b in plan.weights]
+        delta = self.q * sum(b for _, b in plan.weights)
+        code = _NATIVE_ACT[self.act] if not self.raw else 0
+        return row_ptr, row_slot, row_coef, shift, y_slot, theta, upd_slot, upd_coef, delta, self.sc, code
 
     def preactivate(self, y: Tensor, bias: Tensor | None, u: Tensor, du: Tensor | None, theta: float,
                     out: Tensor) -> Tensor:
@@ -169,6 +203,10 @@ def _forward(plan: FusedPlan, kern: _Kernel, leak: float, u_seq: Tensor, h0: Ten
     Abuf = ws.take((ns, N, B, H), h0)  # stage-major: each stage's block is contiguous
     keep_y = bool(leak)
     Ybuf = ws.take((max(plan.n_y, 1), N if keep_y else 1, B, H), h0)
+    op = _native_op(h0)
+    if op is not None:
+        _call_native(op, plan, kern, leak, u_seq, h0, out, Abuf, Ybuf if keep_y else None, S)
+        return out, S, Abuf, Ybuf
     Kleak = h0.new_empty(ns, B, H) if leak else None  # A − leak·y for one step
     idx = 0
     for k in range(T):
@@ -190,6 +228,16 @@ def _forward(plan: FusedPlan, kern: _Kernel, leak: float, u_seq: Tensor, h0: Ten
     return out, S, Abuf, Ybuf
 
 
+def _call_native(op: Any, plan: FusedPlan, kern: _Kernel, leak: float, u_seq: Tensor, h0: Tensor, out: Tensor,
+                 R_store: Tensor | None = None, Y_store: Tensor | None = None, S_store: Tensor | None = None) -> None:
+    """Run the sequence in the native loop (``_native``), writing ``out`` (and the stores)."""
+    (row_ptr, row_slot, row_coef, shift, y_slot, theta, upd_slot, upd_coef, delta, sc,
+     code) = kern.native_args(plan)
+    op(u_seq.detach().contiguous(), h0.detach().contiguous(), kern.W2t.detach(), row_ptr, row_slot, row_coef, shift, y_slot, theta,
+       upd_slot, upd_coef, delta, sc, code, float(leak), plan.linear, plan.substeps, out, R_store, Y_store, S_store,
+       NATIVE_MIN_ROWS)
+
+
 def _infer(plan: FusedPlan, kern: _Kernel, leak: float, u_seq: Tensor, h0: Tensor) -> Tensor:
     """States (seq, batch, hidden) without any autograd bookkeeping (``torch.no_grad``).
 
@@ -200,6 +248,10 @@ def _infer(plan: FusedPlan, kern: _Kernel, leak: float, u_seq: Tensor, h0: Tenso
     T, B, H = u_seq.shape
     m, ns = plan.substeps, len(plan.stages)
     out = h0.new_empty(T, B, H)
+    op = _native_op(h0)
+    if op is not None:
+        _call_native(op, plan, kern, leak, u_seq, h0, out)
+        return out
     A = h0.new_empty(ns, B, H)  # stage values R_i
     Kd = h0.new_empty(ns, B, H) if leak else A  # stage derivatives (A − leak·y with a leak)
     Ybuf = h0.new_empty(ns, B, H)
