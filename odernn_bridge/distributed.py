@@ -365,7 +365,8 @@ def run_grid(func: Callable[..., Mapping[str, Any]], dims: Mapping[str, Sequence
              coords: Mapping[str, Any] | None = None, retries: int = 0, desc: str = "sweep",
              attrs: Mapping[str, Any] | None = None,
              postprocess: Callable[["xr.Dataset"], "xr.Dataset"] | None = None,
-             shared: Callable[..., Any] | None = None, shared_dims: Sequence[str] = ()) -> "xr.Dataset":
+             shared: Callable[..., Any] | None = None, shared_dims: Sequence[str] = (),
+             batch_dims: Sequence[str] = ()) -> "xr.Dataset":
     """Call ``func(**cell, **fixed)`` on every cell of the grid ``dims``; one Dataset out.
 
     Args:
@@ -396,6 +397,12 @@ def run_grid(func: Callable[..., Mapping[str, Any]], dims: Mapping[str, Sequence
             and is handed to the group's cell tasks (dask prefers that worker for them).  If it
             raises, the group's cells are recorded as failed with its error.
         shared_dims: the grid dims that determine ``shared``'s result (``()``: one group).
+        batch_dims: distributed only: one task runs every cell with the same labels along
+            these dims (e.g. ``("method",)``: a method on every problem), one after the other
+            in one worker, each cell's result and error still its own.  Fewer, larger tasks
+            cost less scheduling and let a worker reuse what it computed for the first cell
+            (a method's coefficients) in the others; costs (``cost``) add up per task.  A lost
+            worker loses (and dask retries) its batch.  ``()``: one task per cell.
 
     Returns:
         ``xarray.Dataset`` with the grid dims first, every result variable, ``status``
@@ -432,6 +439,10 @@ def run_grid(func: Callable[..., Mapping[str, Any]], dims: Mapping[str, Sequence
     if overlap:
         raise ValueError(f"fixed: {sorted(overlap)} are also grid dims")
     shared_dims = [str(d) for d in shared_dims]
+    batch_dims = [str(d) for d in batch_dims]
+    unknown_b = [d for d in batch_dims if d not in grid]
+    if unknown_b:
+        raise ValueError(f"batch_dims: {unknown_b} are not grid dims ({list(grid)})")
     if shared is None and shared_dims:
         raise ValueError("shared_dims: given without a shared function")
     if shared is not None and not callable(shared):
@@ -484,7 +495,8 @@ def run_grid(func: Callable[..., Mapping[str, Any]], dims: Mapping[str, Sequence
                     bar.update(1)
                 outcomes.clear()
             else:
-                _run_distributed(client, func, todo, fixed, retries, desc, finish, bar, shared, shared_dims)
+                _run_distributed(client, func, todo, fixed, retries, desc, finish, bar, shared, shared_dims,
+                                 batch_dims, cost)
         finally:
             bar.close()
 
@@ -501,15 +513,34 @@ def run_grid(func: Callable[..., Mapping[str, Any]], dims: Mapping[str, Sequence
     return ds
 
 
+def _call_batch(func: Callable[..., Any], cells: list[dict[str, Any]], fixed: dict[str, Any], single_thread: bool,
+                which: list[int], *shared: Any) -> list[tuple[str, Any]]:
+    """:func:`_call_cell` on each cell of a batch; ``which[i]`` indexes the cell's shared
+    outcome in ``shared`` (``-1``: none)."""
+    return [_call_cell(func, cell, fixed, single_thread, *((shared[w],) if w >= 0 else ()))
+            for cell, w in zip(cells, which)]
+
+
 def _run_distributed(client: Any, func: Callable[..., Any], todo: list[tuple[str, dict[str, Any]]],
                      fixed: dict[str, Any], retries: int, desc: str,
                      finish: Callable[[str, tuple[str, Any]], None], bar: Any,
-                     shared: Callable[..., Any] | None = None, shared_dims: Sequence[str] = ()) -> None:
+                     shared: Callable[..., Any] | None = None, shared_dims: Sequence[str] = (),
+                     batch_dims: Sequence[str] = (),
+                     cost: Callable[[dict[str, Any]], float] | None = None) -> None:
     from distributed import as_completed
 
     token = uuid.uuid4().hex[:8]
-    n = len(todo)
     groups: dict[str, Any] = {}  # group key -> future of its shared work (kept until the end)
+    # tasks: one per cell, or one per batch of cells with equal labels along batch_dims,
+    # costliest first (todo is already sorted by cell cost)
+    batches: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for key, cell in todo:
+        bkey = _cell_key({d: cell[d] for d in batch_dims}) if batch_dims else key
+        batches.setdefault(bkey, []).append((key, cell))
+    tasks = list(batches.values())
+    if batch_dims and cost is not None:
+        tasks.sort(key=lambda b: -sum(float(cost(c)) for _, c in b))
+    n = len(tasks)
     if shared is not None:
         for _, cell in todo:
             group = {d: cell[d] for d in shared_dims}
@@ -518,27 +549,46 @@ def _run_distributed(client: Any, func: Callable[..., Any], todo: list[tuple[str
                 label = "-".join(str(v) for v in group.values()) or "all"
                 groups[gkey] = client.submit(_call_shared, shared, group, fixed, True, pure=False,
                                              key=f"{desc}-shared-{label}-{token}", retries=retries,
-                                             priority=n + len(todo))
-    futures: dict[Any, str] = {}
-    for i, (key, cell) in enumerate(todo):
-        label = "-".join(str(v) for v in cell.values())
-        extra: tuple[Any, ...] = ()
-        if shared is not None:
-            extra = (groups[_cell_key({d: cell[d] for d in shared_dims})],)
-        fut = client.submit(_call_cell, func, cell, fixed, True, *extra, key=f"{desc}-{label}-{token}-{i}",
-                            pure=False, retries=retries, priority=n - i)
-        futures[fut] = key
+                                             priority=2 * n + 1)
+    futures: dict[Any, list[str]] = {}
+    for i, batch in enumerate(tasks):
+        label = "-".join(str(v) for v in batch[0][1].values()) if len(batch) == 1 else \
+            "-".join(str(batch[0][1][d]) for d in batch_dims) + f"-x{len(batch)}"
+        if len(batch) == 1 and not batch_dims:
+            key, cell = batch[0]
+            extra: tuple[Any, ...] = ()
+            if shared is not None:
+                extra = (groups[_cell_key({d: cell[d] for d in shared_dims})],)
+            fut = client.submit(_call_cell, func, cell, fixed, True, *extra, key=f"{desc}-{label}-{token}-{i}",
+                                pure=False, retries=retries, priority=n - i)
+        else:
+            needed: list[str] = []
+            which: list[int] = []
+            for _, cell in batch:
+                if shared is None:
+                    which.append(-1)
+                    continue
+                gkey = _cell_key({d: cell[d] for d in shared_dims})
+                if gkey not in needed:
+                    needed.append(gkey)
+                which.append(needed.index(gkey))
+            fut = client.submit(_call_batch, func, [c for _, c in batch], fixed, True, which,
+                                *[groups[g] for g in needed], key=f"{desc}-{label}-{token}-{i}",
+                                pure=False, retries=retries, priority=n - i)
+        futures[fut] = [k for k, _ in batch]
     try:
         for fut in as_completed(list(futures), loop=client.loop):
-            key = futures[fut]
+            keys = futures[fut]
             try:
                 outcome = fut.result()
             except Exception as exc:  # the task itself failed: its worker died too often (KilledWorker),
-                finish(key, ("failed", _error_text(exc)))  # the result could not be unpickled, ...
+                outcomes = [("failed", _error_text(exc))] * len(keys)  # the result could not be unpickled, ...
             else:
-                finish(key, outcome)
+                outcomes = outcome if isinstance(outcome, list) else [outcome]
+            for key, oc in zip(keys, outcomes):
+                finish(key, oc)
             fut.release()
-            bar.update(1)
+            bar.update(len(keys))
     except BaseException:
         client.cancel(list(futures) + list(groups.values()))
         raise

@@ -678,7 +678,10 @@ def validate_sweep(methods: Iterable[Any] | None = None, problem: Any = "vanderp
                     progress=progress, resume=resume, out=out, desc=f"validate {label}", postprocess=finish,
                     cost=lambda cell: _cell_cost(method_map[cell["method"]], cell["precision"]),
                     shared=_sweep_reference if needs_reference else None,
-                    shared_dims=("problem",) if needs_reference else ())
+                    shared_dims=("problem",) if needs_reference else (),
+                    # one task per method (every problem and precision): a worker prepares a
+                    # method's coefficients once, and 72 tasks schedule cheaper than 432
+                    batch_dims=("method",))
 
 
 def _finish_sweep(ds: "xr.Dataset", squeeze: list[str], problems: dict[str, Any], precisions: list[str],
