@@ -110,7 +110,6 @@ class SharedNewtonMatrix:
         self.dtype, self.device = J.dtype, J.device
         self.J = J
         self.lower = bool(lower) and self.s > 1
-        self.dense: Tensor | None = None  # set below where the transformation folds away
         eye = torch.eye(self.n, dtype=J.dtype, device=J.device)
         if self.lower:
             self.C = C
@@ -132,18 +131,41 @@ class SharedNewtonMatrix:
         self.T = None if identity else torch.tensor(T, dtype=J.dtype, device=J.device)
         self.Tinv = None if identity else torch.tensor(Tinv, dtype=J.dtype, device=J.device)
         self.blocks = []
+        #: per complex-pair block (same order as ``blocks``): the inverse's complex form
+        #: ``P + iQ`` as the three products of Gauss's trick, or None for a real block
+        self.pairs: list[dict[bool, tuple[Tensor, Tensor, Tensor]] | None] = []
         for idx, D in blocks:
             m = len(idx)
             Dt = torch.tensor(np.asarray(D), dtype=J.dtype, device=J.device)
             M = torch.eye(m * self.n, dtype=J.dtype, device=J.device) - torch.kron(Dt, J)
-            self.blocks.append((list(idx), torch.linalg.inv(M)))
-        # One block covering every stage (e.g. Gauss–Legendre s = 2: one complex pair): the
-        # transformation saves no arithmetic, so it is folded into the inverse once,
-        # ``(T⊗I) (I − D⊗J̄)⁻¹ (T⁻¹⊗I)``, and an application is a single matrix product
-        # (without the two stage transforms and their layout copies).
-        if self.T is not None and len(self.blocks) == 1 and self.blocks[0][0] == list(range(self.s)):
-            eye_n = torch.eye(self.n, dtype=J.dtype, device=J.device)
-            self.dense = torch.kron(self.T, eye_n) @ self.blocks[0][1] @ torch.kron(self.Tinv, eye_n)
+            inv = torch.linalg.inv(M)
+            self.blocks.append((list(idx), inv))
+            self.pairs.append(self._pair_form(inv) if m == 2 and tr is not None else None)
+        # Gauss–Legendre s = 2 (one complex pair covering every stage): the transformation is
+        # applied with elementwise stage combinations around the three products (_solve_pair)
+
+    def _pair_form(self, inv: Tensor) -> dict[bool, tuple[Tensor, Tensor, Tensor]]:
+        """A complex pair's block is ``I − [[a, b], [−b, a]] ⊗ J̄ = [[A, −B], [B, A]]`` (A = I − aJ̄,
+        B = bJ̄), the real form of ``A + iB``; its inverse has the same form ``[[P, −Q], [Q, P]]``
+        with ``P + iQ = (A + iB)⁻¹``.  Applying it is a complex product, done with three real
+        n×n products instead of one 2n×2n product (four n×n products of work):
+        ``t1 = P r1, t2 = Q r2, t3 = (P + Q)(r1 + r2)``, ``x1 = t1 − t2, x2 = t3 − t1 − t2``.
+        The transpose is the same with ``(Pᵀ, −Qᵀ)``.  Stored as right factors of row vectors."""
+        n = self.n
+        P, Q = inv[:n, :n], inv[n:, :n]
+        return {False: (P.t().contiguous(), Q.t().contiguous(), (P + Q).t().contiguous()),
+                True: (P.contiguous(), (-Q).contiguous(), (P - Q).contiguous())}
+
+    @staticmethod
+    def _apply_pair(r1: Tensor, r2: Tensor, f: tuple[Tensor, Tensor, Tensor], out1: Tensor,
+                    out2: Tensor) -> None:
+        """``out1 + i·out2 = (P + iQ)(r1 + i·r2)`` with three products (see :meth:`_pair_form`)."""
+        Pr, Qr, PQr = f
+        t1 = r1 @ Pr
+        t2 = r2 @ Qr
+        t3 = torch.add(r1, r2) @ PQr
+        torch.sub(t1, t2, out=out1)
+        torch.sub(t3, t1, out=out2).sub_(t2)
 
     @property
     def stage_inverses(self) -> int:
@@ -162,16 +184,16 @@ class SharedNewtonMatrix:
         if self.lower:
             return self._substitute(r, transpose)
         B = r.shape[0]
-        if self.dense is not None:
-            flat = r.reshape(B, self.s * self.n)
-            return (flat @ (self.dense if transpose else self.dense.t())).view(B, self.s, self.n)
         # forward: r̃ = (T⁻¹⊗I) r, x = (T⊗I) x̃;  transposed: r̃ = (Tᵀ⊗I) r, x = (T⁻ᵀ⊗I) x̃
         if self.T is not None:
             left = self.Tinv if not transpose else self.T.t()
             r = torch.matmul(left, r)  # (s, s) @ (batch, s, n): contiguous, unlike einsum
         out = torch.empty_like(r)
-        for idx, inv in self.blocks:
+        for (idx, inv), pair in zip(self.blocks, self.pairs):
             m = len(idx)
+            if pair is not None:
+                self._apply_pair(r[:, idx[0]], r[:, idx[1]], pair[transpose], out[:, idx[0]], out[:, idx[1]])
+                continue
             if m == self.s:
                 rb = r.reshape(B, m * self.n)
             elif m == 1:

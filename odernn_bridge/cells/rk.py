@@ -242,11 +242,11 @@ class RKCell(nn.Module):
             return torch.stack([field.rhs(Y[:, i], us_[:, i], ts[i]) for i in range(s)], dim=1)
 
         def phi(K: Tensor, h_: Tensor, us_: Tensor) -> Tensor:
-            Y = h_.unsqueeze(1) + torch.einsum("ij,bjn->bin", hA, K)
+            Y = h_.unsqueeze(1) + torch.matmul(hA, K)
             return eval_stages(Y, us_)
 
         def dphi(K: Tensor, h_: Tensor, us_: Tensor) -> Tensor:
-            Y = h_.unsqueeze(1) + torch.einsum("ij,bjn->bin", hA, K)
+            Y = h_.unsqueeze(1) + torch.matmul(hA, K)
             J = torch.stack([field.jacobian(Y[:, i], us_[:, i], ts[i]) for i in range(s)], dim=1)  # B,s,n,n
             return torch.einsum("ij,bikl->bikjl", hA, J).reshape(B, s * n, s * n)
 
@@ -261,7 +261,7 @@ class RKCell(nn.Module):
             return hA[i, i] * field.jacobian(stage_y(i, K, h_), us_[:, i], ts[i])
 
         def mean_jacobian(K: Tensor, h_: Tensor, us_: Tensor) -> Tensor:
-            Y = h_.unsqueeze(1) + torch.einsum("ij,bjn->bin", hA, K)
+            Y = h_.unsqueeze(1) + torch.matmul(hA, K)
             if autonomous:
                 return field.mean_jacobian(Y.reshape(B * s, n), us_.reshape(B * s, p))
             return sum(field.mean_jacobian(Y[:, i], us_[:, i], ts[i]) for i in range(s)) / s
@@ -276,7 +276,7 @@ class RKCell(nn.Module):
                 # activations are read off Φ(K) = act(W Y + u) − leak·Y (no product with W)
                 a = Phi
                 if leak:
-                    a = Phi + leak * (h_.unsqueeze(1) + torch.einsum("ij,bjn->bin", hA, K))
+                    a = Phi + leak * (h_.unsqueeze(1) + torch.matmul(hA, K))
                 D = activation_derivative(act_name, a)
                 hAt = hA.t().contiguous()
 
@@ -284,7 +284,7 @@ class RKCell(nn.Module):
                     g = torch.mm((w * D).reshape(B * s, n), W).view(B, s, n)
                     if leak:
                         g = g - leak * w
-                    return torch.einsum("ij,bjn->bin", hAt, g)
+                    return torch.matmul(hAt, g)
                 return vjp
 
         problem = StageProblem(phi, dphi, s, sequential=self.kind == "diagonally_implicit",
