@@ -150,6 +150,10 @@ class StageProblem:
     #: optional ``adjoint(K, h, us, Φ(K)) -> (w ↦ (∂Φ/∂K)ᵀ w)`` in closed form (fields with an
     #: affine form); otherwise the backward pass takes vector–Jacobian products through autograd
     adjoint: Callable[[Tensor, Tensor, Tensor, Tensor], Callable[[Tensor], Tensor]] | None = None
+    #: optional ``input_grads(K, h, us, Φ(K), w) -> {"h": ∂, "us": ∂, id(param): ∂}``: the
+    #: products ``wᵀ ∂Φ/∂(h, us, params)`` in closed form (fields with an affine form, whose
+    #: only parameter inside Φ is the recurrent weight); otherwise autograd through Φ
+    input_grads: Callable[..., dict[Any, Tensor]] | None = None
 
 
 def _scaled_residual(G: Tensor, K: Tensor) -> Tensor:
@@ -472,6 +476,17 @@ class _ImplicitFunction(torch.autograd.Function):
         if B == 0:
             return (None, None, None, *[torch.zeros_like(x) if nd else None for x, nd in zip(inputs, need)])
         closed = problem.adjoint is not None and _module_params_current(problem, params)
+        if closed and problem.input_grads is not None:
+            # everything in closed form: no graph of Φ is built or differentiated
+            with torch.no_grad():
+                Phi = problem.phi(K, h, us)
+                vjp = problem.adjoint(K, h, us, Phi)
+                w = _adjoint_solve(ctx, problem, K, h, us, gK.contiguous(), vjp)
+                by = problem.input_grads(K, h, us, Phi, w)
+            keys: list[Any] = ["h", "us", *[id(p) for p in params]]
+            full = [(by.get(k) if by.get(k) is not None else torch.zeros_like(x)) if nd else None
+                    for k, nd, x in zip(keys, need, inputs)]
+            return (None, None, None, *full)
         with torch.enable_grad():
             K_ = K.detach().requires_grad_(not closed)
             h_ = h.detach().requires_grad_(True)

@@ -63,6 +63,18 @@ def check_field(field: Any) -> VectorField:
         f"fn(h, x), got {type(field).__name__}")
 
 
+def _only_weight_in_rhs(field: VectorField, W: Tensor) -> bool:
+    """Whether the affine-form weight is the only parameter that ``field.rhs`` reads: true for
+    the built-in affine fields, whose other parameters (the input projection) act before
+    ``rhs``; a subclass that adds parameters keeps the autograd path."""
+    from .fields import ElmanField, LeakyField
+
+    if type(field) not in (ElmanField, LeakyField):
+        return False
+    inside = [q for nm, q in field.named_parameters() if not nm.startswith("U.")]
+    return len(inside) == 1 and inside[0] is W
+
+
 class RKCell(nn.Module):
     """One ODERNN step: integrate ``dh/dt = f(h, x)`` over ``dt`` with a Runge–Kutta method.
 
@@ -267,7 +279,7 @@ class RKCell(nn.Module):
             return sum(field.mean_jacobian(Y[:, i], us_[:, i], ts[i]) for i in range(s)) / s
 
         form = field.affine_form() if autonomous else None
-        adjoint = None
+        adjoint = input_grads = None
         if form is not None:
             W, act_name, leak = form
 
@@ -287,10 +299,25 @@ class RKCell(nn.Module):
                     return torch.matmul(hAt, g)
                 return vjp
 
+            if us.shape[-1] == n and _only_weight_in_rhs(field, W):
+                def input_grads(K: Tensor, h_: Tensor, us_: Tensor, Phi: Tensor, w: Tensor) -> dict[Any, Tensor]:
+                    # Φ_i = act(W Y_i + u_i) − leak Y_i, Y_i = h + Σ_j hA_ij K_j:
+                    # ∂/∂u_i = D_i w_i, ∂/∂h = Σ_i (D_i w_i) W − leak w_i, ∂/∂W = Σ_i (D_i w_i)ᵀ Y_i
+                    Y = h_.unsqueeze(1) + torch.matmul(hA, K)
+                    a = Phi + leak * Y if leak else Phi
+                    g = w * activation_derivative(act_name, a)
+                    gsum = g.sum(1)
+                    gh = torch.mm(gsum, W)
+                    if leak:
+                        gh = gh - leak * w.sum(1)
+                    gW = torch.mm(g.reshape(B * s, n).t(), Y.reshape(B * s, n))
+                    return {"h": gh, "us": g, id(W): gW}
+
         problem = StageProblem(phi, dphi, s, sequential=self.kind == "diagonally_implicit",
                                stage_phi=stage_phi, stage_dphi=stage_dphi,
                                coupling=hs * self.method.A, mean_jacobian=mean_jacobian,
-                               cache=self._jacobian_cache, cache_key=self._cache_key(h, hs), adjoint=adjoint)
+                               cache=self._jacobian_cache, cache_key=self._cache_key(h, hs), adjoint=adjoint,
+                               input_grads=input_grads)
         with torch.no_grad():
             k0 = field.rhs(h, us[:, 0], ts[0])
         counter["nfev"] += 1
