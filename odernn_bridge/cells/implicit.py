@@ -280,8 +280,8 @@ class _SharedSolver:
             if self.matrix is None:
                 rebuild()
             if prev is not None:
-                active = prev > self.tol
-                rate = float((r[active] / prev[active]).max()) if bool(active.any()) else 0.0
+                # contraction of the samples not yet converged (0 when none is left): one sync
+                rate = float(torch.where(prev > self.tol, r / prev.clamp_min(self.tol), 0.0).max())
                 verdict = self._rate_check(rate)
                 if verdict == "refresh":
                     rebuild()
