@@ -63,6 +63,14 @@ def check_field(field: Any) -> VectorField:
         f"fn(h, x), got {type(field).__name__}")
 
 
+def _mix(C: Tensor, X: Tensor) -> Tensor:
+    """Stage mixing ``out[:, i] = Σ_j C_ij X[:, j]`` for X (batch, s, n); a one-stage mix is a
+    scalar product (a broadcast (1×1)·(1×n) batched matmul costs several times more)."""
+    if C.shape[0] == 1:
+        return X * C.reshape(())
+    return torch.matmul(C, X)
+
+
 def _only_weight_in_rhs(field: VectorField, W: Tensor) -> bool:
     """Whether the affine-form weight is the only parameter that ``field.rhs`` reads: true for
     the built-in affine fields, whose other parameters (the input projection) act before
@@ -254,11 +262,11 @@ class RKCell(nn.Module):
             return torch.stack([field.rhs(Y[:, i], us_[:, i], ts[i]) for i in range(s)], dim=1)
 
         def phi(K: Tensor, h_: Tensor, us_: Tensor) -> Tensor:
-            Y = h_.unsqueeze(1) + torch.matmul(hA, K)
+            Y = h_.unsqueeze(1) + _mix(hA, K)
             return eval_stages(Y, us_)
 
         def dphi(K: Tensor, h_: Tensor, us_: Tensor) -> Tensor:
-            Y = h_.unsqueeze(1) + torch.matmul(hA, K)
+            Y = h_.unsqueeze(1) + _mix(hA, K)
             J = torch.stack([field.jacobian(Y[:, i], us_[:, i], ts[i]) for i in range(s)], dim=1)  # B,s,n,n
             return torch.einsum("ij,bikl->bikjl", hA, J).reshape(B, s * n, s * n)
 
@@ -279,7 +287,7 @@ class RKCell(nn.Module):
             return hA[i, i] * field.jacobian(stage_y(i, K, h_), us_[:, i], ts[i])
 
         def mean_jacobian(K: Tensor, h_: Tensor, us_: Tensor) -> Tensor:
-            Y = h_.unsqueeze(1) + torch.matmul(hA, K)
+            Y = h_.unsqueeze(1) + _mix(hA, K)
             if autonomous:
                 return field.mean_jacobian(Y.reshape(B * s, n), us_.reshape(B * s, p))
             return sum(field.mean_jacobian(Y[:, i], us_[:, i], ts[i]) for i in range(s)) / s
@@ -294,7 +302,7 @@ class RKCell(nn.Module):
                 # activations are read off Φ(K) = act(W Y + u) − leak·Y (no product with W)
                 a = Phi
                 if leak:
-                    a = Phi + leak * (h_.unsqueeze(1) + torch.matmul(hA, K))
+                    a = Phi + leak * (h_.unsqueeze(1) + _mix(hA, K))
                 D = activation_derivative(act_name, a)
                 hAt = hA.t().contiguous()
 
@@ -302,14 +310,14 @@ class RKCell(nn.Module):
                     g = torch.mm((w * D).reshape(B * s, n), W).view(B, s, n)
                     if leak:
                         g = g - leak * w
-                    return torch.matmul(hAt, g)
+                    return _mix(hAt, g)
                 return vjp
 
             if us.shape[-1] == n and _only_weight_in_rhs(field, W):
                 def input_grads(K: Tensor, h_: Tensor, us_: Tensor, Phi: Tensor, w: Tensor) -> dict[Any, Tensor]:
                     # Φ_i = act(W Y_i + u_i) − leak Y_i, Y_i = h + Σ_j hA_ij K_j:
                     # ∂/∂u_i = D_i w_i, ∂/∂h = Σ_i (D_i w_i) W − leak w_i, ∂/∂W = Σ_i (D_i w_i)ᵀ Y_i
-                    Y = h_.unsqueeze(1) + torch.matmul(hA, K)
+                    Y = h_.unsqueeze(1) + _mix(hA, K)
                     a = Phi + leak * Y if leak else Phi
                     g = w * activation_derivative(act_name, a)
                     gsum = g.sum(1)
