@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from ..methods import ButcherTableau, LinearMultistep, get_method
 from ._validate import check_dt, check_finite, check_positive_int, check_step_args, check_step_input
 from .fields import VectorField, activation_derivative
+from .newton_matrix import stage_mix
 from .implicit import JacobianCache, NewtonOptions, StageProblem, differentiable_inputs, solve_fixed_point
 
 __all__ = ["RKCell", "resolve_tableau"]
@@ -61,14 +62,6 @@ def check_field(field: Any) -> VectorField:
     raise TypeError(
         f"field: expected a VectorField (e.g. make_field('elman', input_size, hidden_size)) or a callable "
         f"fn(h, x), got {type(field).__name__}")
-
-
-def _mix(C: Tensor, X: Tensor) -> Tensor:
-    """Stage mixing ``out[:, i] = Σ_j C_ij X[:, j]`` for X (batch, s, n); a one-stage mix is a
-    scalar product (a broadcast (1×1)·(1×n) batched matmul costs several times more)."""
-    if C.shape[0] == 1:
-        return X * C.reshape(())
-    return torch.matmul(C, X)
 
 
 def _only_weight_in_rhs(field: VectorField, W: Tensor) -> bool:
@@ -250,6 +243,8 @@ class RKCell(nn.Module):
         s = self.stages
         B, n = h.shape
         hA = hs * self._coefficients(h, "A")
+        hA_np = hs * np.asarray(self.method.A, dtype=np.float64)
+        hA_rows, hAt_rows = hA_np.tolist(), hA_np.T.tolist()  # Python floats for stage_mix (no sync)
         us = torch.stack(us_list, dim=1)  # (B, s, p)
         p = us.shape[-1]
         autonomous = field.autonomous
@@ -262,15 +257,14 @@ class RKCell(nn.Module):
             return torch.stack([field.rhs(Y[:, i], us_[:, i], ts[i]) for i in range(s)], dim=1)
 
         def phi(K: Tensor, h_: Tensor, us_: Tensor) -> Tensor:
-            Y = h_.unsqueeze(1) + _mix(hA, K)
+            Y = h_.unsqueeze(1) + stage_mix(hA_rows, K)
             return eval_stages(Y, us_)
 
         def dphi(K: Tensor, h_: Tensor, us_: Tensor) -> Tensor:
-            Y = h_.unsqueeze(1) + _mix(hA, K)
+            Y = h_.unsqueeze(1) + stage_mix(hA_rows, K)
             J = torch.stack([field.jacobian(Y[:, i], us_[:, i], ts[i]) for i in range(s)], dim=1)  # B,s,n,n
             return torch.einsum("ij,bikl->bikjl", hA, J).reshape(B, s * n, s * n)
 
-        hA_rows = (hs * np.asarray(self.method.A, dtype=np.float64)).tolist()  # Python floats: no sync
 
         def stage_y(i: int, K: Tensor, h_: Tensor) -> Tensor:
             y = h_
@@ -287,7 +281,7 @@ class RKCell(nn.Module):
             return hA[i, i] * field.jacobian(stage_y(i, K, h_), us_[:, i], ts[i])
 
         def mean_jacobian(K: Tensor, h_: Tensor, us_: Tensor) -> Tensor:
-            Y = h_.unsqueeze(1) + _mix(hA, K)
+            Y = h_.unsqueeze(1) + stage_mix(hA_rows, K)
             if autonomous:
                 return field.mean_jacobian(Y.reshape(B * s, n), us_.reshape(B * s, p))
             return sum(field.mean_jacobian(Y[:, i], us_[:, i], ts[i]) for i in range(s)) / s
@@ -302,22 +296,21 @@ class RKCell(nn.Module):
                 # activations are read off Φ(K) = act(W Y + u) − leak·Y (no product with W)
                 a = Phi
                 if leak:
-                    a = Phi + leak * (h_.unsqueeze(1) + _mix(hA, K))
+                    a = Phi + leak * (h_.unsqueeze(1) + stage_mix(hA_rows, K))
                 D = activation_derivative(act_name, a)
-                hAt = hA.t().contiguous()
 
                 def vjp(w: Tensor) -> Tensor:
                     g = torch.mm((w * D).reshape(B * s, n), W).view(B, s, n)
                     if leak:
                         g = g - leak * w
-                    return _mix(hAt, g)
+                    return stage_mix(hAt_rows, g)
                 return vjp
 
             if us.shape[-1] == n and _only_weight_in_rhs(field, W):
                 def input_grads(K: Tensor, h_: Tensor, us_: Tensor, Phi: Tensor, w: Tensor) -> dict[Any, Tensor]:
                     # Φ_i = act(W Y_i + u_i) − leak Y_i, Y_i = h + Σ_j hA_ij K_j:
                     # ∂/∂u_i = D_i w_i, ∂/∂h = Σ_i (D_i w_i) W − leak w_i, ∂/∂W = Σ_i (D_i w_i)ᵀ Y_i
-                    Y = h_.unsqueeze(1) + _mix(hA, K)
+                    Y = h_.unsqueeze(1) + stage_mix(hA_rows, K)
                     a = Phi + leak * Y if leak else Phi
                     g = w * activation_derivative(act_name, a)
                     gsum = g.sum(1)
