@@ -13,6 +13,7 @@ the absolute times, are the result.
 Cases (``@N`` = N torch threads; cases without ``@`` run at the first ``--threads`` value)
   lstm@N, lstm_inf@N        torch.nn.LSTM, training / inference (CPU: oneDNN fused kernel)
   rk4_fused@N, rk4_inf@N    ODERNN(method="RK4", field="elman"): fused whole-sequence kernel
+                            (its native loop unless ODERNN_NATIVE=0; the table says which ran)
   rnn_tanh                  torch.nn.RNN, one plain Elman step per input
   rk4_generic               the same cell through the generic autograd stage loop (fused=False)
   euler_fused               ODERNN(method="Euler"): a 1-stage cell, fused
@@ -305,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
                               compile_mode=a.compile_mode)
     if a.only:
         cases = {k: v for k, v in cases.items() if k in a.only}
+    st = ob.native_status()  # which loop the fused RK4 cases ran (the native one, or the Python fallback)
+    info["fused_loop"] = (f"native ({st['path']})" if st["available"] else f"Python ({st['reason']})")
     times = measure(cases, a.repeats, device, threads=threads)
     summary = summarise(times, threads)
     summary.update(info=info, config=dict(vars(a), torch=torch.__version__, threads=threads,
