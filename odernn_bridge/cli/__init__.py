@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "theory",
     "julia",
     "sweep",
+    "native",
 )
 
 

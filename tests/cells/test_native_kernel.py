@@ -257,3 +257,17 @@ def test_workspace_bounded() -> None:
     assert len(ws._free[(like.dtype, like.device)]) == 3
     t = ws.take((850,), like)  # reuses the 900-value buffer (fits, not more than twice the size)
     assert t.shape == (850,) and t._base is not None and t._base.numel() == 900
+
+
+@needs_native
+def test_cli_native_reports_ready(capsys: pytest.CaptureFixture[str]) -> None:
+    from odernn_bridge.cli import main
+
+    assert main(["native"]) == 0
+    assert "native loop: ready" in capsys.readouterr().out
+
+
+def test_cli_native_reports_disabled(tmp_path: Path) -> None:
+    r = subprocess.run([sys.executable, "-m", "odernn_bridge", "native"], capture_output=True, text=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "ODERNN_NATIVE": "0"}, timeout=120)
+    assert r.returncode == 1 and "disabled by ODERNN_NATIVE=0" in r.stdout
