@@ -95,6 +95,23 @@ def butcher_transform(C: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[tupl
     return _butcher_transform_cached(C.tobytes(), C.shape[0])
 
 
+def spectral_radius_estimate(J: Tensor, iterations: int = 30) -> float:
+    """Power-iteration estimate of J's spectral radius (the largest ‖J v‖/‖v‖ of the last
+    iterations, so a dominant complex pair is not underestimated by much); a heuristic for
+    choosing a predictor, never for accuracy."""
+    v = torch.ones(J.shape[0], dtype=J.dtype, device=J.device)
+    v = v / torch.linalg.vector_norm(v)
+    ratios = []
+    with torch.no_grad():
+        for _ in range(iterations):
+            w = J @ v
+            nrm = torch.linalg.vector_norm(w)
+            ratios.append(nrm)
+            v = w / nrm.clamp_min(torch.finfo(J.dtype).tiny)
+        est = float(torch.stack(ratios[-5:]).max())
+    return est if est == est else float("inf")
+
+
 def _is_transformed(X: Tensor) -> bool:
     """Whether X carries a tangent (forward AD, ``torch.func.jvp``/``vmap``), for which
     ``out=`` operations are not defined."""
@@ -152,6 +169,9 @@ class SharedNewtonMatrix:
         self.n = J.shape[0]
         self.dtype, self.device = J.dtype, J.device
         self.J = J
+        #: estimated spectral radius of C⊗J̄ (of the fixed-point map K ↦ Φ(K) near the iterate):
+        #: below 1 a fixed-point step improves a guess (non-stiff), far above it ruins one (stiff)
+        self.picard_rate = float(np.abs(np.linalg.eigvals(C)).max()) * spectral_radius_estimate(J)
         self.lower = bool(lower) and self.s > 1
         eye = torch.eye(self.n, dtype=J.dtype, device=J.device)
         if self.lower:
