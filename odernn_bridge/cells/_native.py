@@ -39,7 +39,7 @@ import torch
 
 from ..errors import NativeKernelError
 
-__all__ = ["native_status", "rk_sequence_op", "NativeKernelWarning", "SOURCE"]
+__all__ = ["native_status", "rk_sequence_op", "rk_backward_op", "NativeKernelWarning", "SOURCE"]
 
 SOURCE = Path(__file__).with_name("native") / "rk_kernel.cpp"
 _LIB_NAME = "odernn_native"
@@ -183,6 +183,11 @@ def rk_sequence_op() -> Callable[..., Any] | None:
             return None
         _state.update(tried=True, op=op, reason=None)
         return op
+
+
+def rk_backward_op() -> Callable[..., Any] | None:
+    """The native ``rk_backward`` operator (the reverse pass), from the same library."""
+    return torch.ops.odernn_bridge.rk_backward if rk_sequence_op() is not None else None
 
 
 def native_status() -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._native import rk_sequence_op
+from ._native import rk_backward_op, rk_sequence_op
 from ._workspace import Lease, Workspace
 from .fields import PREACTIVATION_SCALE, activation_derivative, activation_from_scaled_
 
@@ -88,6 +88,11 @@ def _native_op(like: Tensor) -> Any:
     if like.device.type != "cpu" or like.dtype not in (torch.float32, torch.float64):
         return None
     return rk_sequence_op()
+
+
+def _native_backward_op(like: Tensor) -> Any:
+    """The native reverse pass where the forward one applies."""
+    return rk_backward_op() if _native_op(like) is not None else None
 
 
 class _Kernel:
@@ -306,48 +311,29 @@ class _FusedRK(torch.autograd.Function):
         gscale = 4.0 if kern.raw else 1.0
         Wg = W * gscale if kern.raw else W
         G = ws.take(tuple(Abuf.shape), Abuf)
-        # workspaces reused across steps (no per-step allocations)
-        g = torch.zeros_like(h0)
-        g_acc = torch.empty_like(g)
-        gKbuf = torch.empty(ns, B, H, dtype=g.dtype, device=g.device)
-        gy = torch.empty_like(g)
-        rev = list(reversed(plan.stages))
-        # gK_r = dt b_r g for all stages at once (b_r = 0 for stages only other stages need);
-        # every needed stage is reached (by a weight or a later stage) before it is read
-        wvec = torch.zeros(ns, 1, 1, dtype=g.dtype, device=g.device)
-        for r, w in plan.weights:
-            wvec[r] = w
         act = kern.act
-        for idx in range(N - 1, -1, -1):
-            if (idx + 1) % m == 0:
-                g.add_(g_out[idx // m])
-            torch.mul(wvec, g, out=gKbuf)
-            g_acc.copy_(g)
-            for i in rev:
-                r = plan.index[i]
-                gp = G[r, idx]
-                gk = gKbuf[r]
-                a = Abuf[r, idx]
-                if kern.raw:  # R = σ(2z): gP/4 = gK R (1 − R)
-                    torch.mul(gk, a, out=gp)
-                    torch.addcmul(gp, gp, a, value=-1.0, out=gp)
-                elif act == "tanh":
-                    torch.mul(gk, a, out=gp)
-                    torch.addcmul(gk, gp, a, value=-1.0, out=gp)  # gk (1 - a²), elementwise in place
-                else:
-                    torch.mul(gk, activation_derivative(act, a), out=gp)
-                torch.mm(gp, Wg, out=gy)
-                if leak:
-                    gy.add_(gk, alpha=-leak)
-                g_acc.add_(gy)
-                for j, a_ij in plan.rows[i]:
-                    gKbuf[j].add_(gy, alpha=a_ij)
-            g, g_acc = g_acc, g
+        op = _native_backward_op(Abuf)
+        if op is not None:
+            g = torch.empty_like(h0)
+            row_ptr, row_slot, row_coef = [0], [], []
+            for i in plan.stages:
+                for j, a in plan.rows[i]:
+                    row_slot.append(j)
+                    row_coef.append(a)
+                row_ptr.append(len(row_slot))
+            code = 0 if kern.raw else _NATIVE_ACT[act]
+            op(g_out.contiguous(), Abuf, Wg.detach().contiguous(), row_ptr, row_slot, row_coef,
+               [j for j, _ in plan.weights], [b for _, b in plan.weights], code, float(leak), m, G, g,
+               NATIVE_MIN_ROWS)
+        else:
+            g = _backward_loop(plan, kern, leak, g_out, Abuf, Wg, G, h0)
         need_u, need_h, need_W = ctx.needs_input_grad[4:7]
+        # Σ_i gP_i per (sub)step: ∂L/∂u without interpolation, and ∂L/∂W's state term
+        Gs = G.sum(0) if (need_W or (need_u and not plan.linear)) else None
         gu = None
         if need_u:
             Gv = G.view(ns, T, m, B, H)
-            gu = Gv.sum((0, 2))
+            gu = Gs.view(T, m, B, H).sum(1) if m > 1 else Gs.clone()  # type: ignore[union-attr]
             if plan.linear:
                 th = torch.tensor(plan.theta, dtype=G.dtype, device=G.device).t()  # (ns, m)
                 g_next = torch.einsum("rm,rtmbh->tbh", th, Gv)  # the θ-share goes to u_{k+1} ...
@@ -357,11 +343,57 @@ class _FusedRK(torch.autograd.Function):
                 gu.mul_(gscale)
         gW = None
         if need_W:
-            gW = _grad_weight(plan, kern, leak, G, S, h0, out, Abuf, Ybuf)
+            gW = _grad_weight(plan, kern, leak, G, Gs, S, h0, out, Abuf, Ybuf)
             if gscale != 1.0:
                 gW.mul_(gscale)
         ws.give(G)
         return None, None, None, None, gu, (g if need_h else None), gW
+
+
+def _backward_loop(plan: FusedPlan, kern: _Kernel, leak: float, g_out: Tensor, Abuf: Tensor, Wg: Tensor,
+                   G: Tensor, h0: Tensor) -> Tensor:
+    """The reverse pass in Python (when the native one is unavailable): fills G with gP (÷ the
+    scale of folded tanh) for every step and stage; returns ∂L/∂h0."""
+    ns, N, B, H = Abuf.shape
+    m = plan.substeps
+    # workspaces reused across steps (no per-step allocations)
+    g = torch.zeros_like(h0)
+    g_acc = torch.empty_like(g)
+    gKbuf = torch.empty(ns, B, H, dtype=g.dtype, device=g.device)
+    gy = torch.empty_like(g)
+    rev = list(reversed(plan.stages))
+    # gK_r = dt b_r g for all stages at once (b_r = 0 for stages only other stages need);
+    # every needed stage is reached (by a weight or a later stage) before it is read
+    wvec = torch.zeros(ns, 1, 1, dtype=g.dtype, device=g.device)
+    for r, w in plan.weights:
+        wvec[r] = w
+    act = kern.act
+    for idx in range(N - 1, -1, -1):
+        if (idx + 1) % m == 0:
+            g.add_(g_out[idx // m])
+        torch.mul(wvec, g, out=gKbuf)
+        g_acc.copy_(g)
+        for i in rev:
+            r = plan.index[i]
+            gp = G[r, idx]
+            gk = gKbuf[r]
+            a = Abuf[r, idx]
+            if kern.raw:  # R = σ(2z): gP/4 = gK R (1 − R)
+                torch.mul(gk, a, out=gp)
+                torch.addcmul(gp, gp, a, value=-1.0, out=gp)
+            elif act == "tanh":
+                torch.mul(gk, a, out=gp)
+                torch.addcmul(gk, gp, a, value=-1.0, out=gp)  # gk (1 - a²), elementwise in place
+            else:
+                torch.mul(gk, activation_derivative(act, a), out=gp)
+            torch.mm(gp, Wg, out=gy)
+            if leak:
+                gy.add_(gk, alpha=-leak)
+            g_acc.add_(gy)
+            for j, a_ij in plan.rows[i]:
+                gKbuf[j].add_(gy, alpha=a_ij)
+        g, g_acc = g_acc, g
+    return g
 
 
 def _add_state_product(gW: Tensor, Gm: Tensor, S: Tensor | None, h0: Tensor, out: Tensor) -> None:
@@ -375,8 +407,8 @@ def _add_state_product(gW: Tensor, Gm: Tensor, S: Tensor | None, h0: Tensor, out
         gW.addmm_(Gm[1:].reshape((N - 1) * B, H).t(), out[:N - 1].reshape((N - 1) * B, H))
 
 
-def _grad_weight(plan: FusedPlan, kern: _Kernel, leak: float, G: Tensor, S: Tensor | None, h0: Tensor,
-                 out: Tensor, Abuf: Tensor, Ybuf: Tensor) -> Tensor:
+def _grad_weight(plan: FusedPlan, kern: _Kernel, leak: float, G: Tensor, Gs: Tensor | None, S: Tensor | None,
+                 h0: Tensor, out: Tensor, Abuf: Tensor, Ybuf: Tensor) -> Tensor:
     """``∂L/∂W = Σ_i Σ_steps gP_iᵀ Y_i`` as large matrix products over all steps.
 
     With a leak the stage arguments Y_i were stored.  Without one, ``K_j = p R_j + q`` and
@@ -395,7 +427,7 @@ def _grad_weight(plan: FusedPlan, kern: _Kernel, leak: float, G: Tensor, S: Tens
             else:
                 _add_state_product(gW, G[r], S, h0, out)
         return gW
-    _add_state_product(gW, G.sum(0), S, h0, out)
+    _add_state_product(gW, G.sum(0) if Gs is None else Gs, S, h0, out)
     cols: dict[int, list[tuple[int, float]]] = {}
     for i in plan.stages:
         for j, a in plan.rows[i]:
@@ -415,7 +447,7 @@ def _grad_weight(plan: FusedPlan, kern: _Kernel, leak: float, G: Tensor, S: Tens
         for i in plan.stages:
             gamma[0, plan.index[i]] = kern.q * sum(a for _, a in plan.rows[i])
         if bool(gamma.any()):
-            colsum = torch.mm(gamma, G.view(ns, N * B * H)).view(N * B, H).sum(0)
+            colsum = torch.mm(gamma, G.view(ns, N * B, H).sum(1)).view(H)  # per-stage column sums first
             gW.add_(colsum.unsqueeze(1))
     return gW
 

@@ -249,3 +249,20 @@ def test_torch_compile_matches_eager(case: str) -> None:
     torch.testing.assert_close(out, eager, rtol=0, atol=1e-12)
     for a, b in zip(g_comp, g_eager):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_finite_check_fast_path_has_no_false_alarms() -> None:
+    """check_finite proves finiteness by one sum; a sum that overflows (huge finite inputs) is
+    re-checked element by element instead of being reported, and NaN/Inf anywhere still raise."""
+    from odernn_bridge.cells._validate import check_finite
+
+    big = torch.full((100, 4, 3), 3e38)  # float32: the sum overflows to inf
+    check_finite(big, "input")  # no error
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        x = torch.zeros(100, 4, 3)
+        x[57, 2, 1] = bad
+        with pytest.raises(ob.NonFiniteError, match="input: contains NaN or Inf"):
+            check_finite(x, "input")
+    rnn = ob.ODERNN(3, 5, method="RK4")
+    with pytest.raises(ob.NonFiniteError):
+        rnn(torch.zeros(4, 2, 3).index_fill_(0, torch.tensor([2]), float("nan")))

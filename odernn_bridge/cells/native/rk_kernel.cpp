@@ -242,6 +242,116 @@ void rk_sequence(const at::Tensor& u_seq, const at::Tensor& h0, const at::Tensor
   });
 }
 
+
+// The reverse pass of the training kernel for batch rows [b0, b1): walks the steps backwards
+// through the stages (see fused._FusedRK.backward, which this mirrors operation for operation):
+//   gK_r = w_r g (+ Σ_{l later} a_lr gY_l), gP_r = gK_r ⊙ act'(R_r), gY_r = gP_r Wg − leak gK_r,
+//   g ← g + Σ_r gY_r.
+// G (stages, N, B, H) receives gP for every step and stage (the caller forms ∂L/∂u and ∂L/∂W
+// from it with large products); g0 the gradient with respect to the initial state.
+template <typename T>
+void backward_rows(const Stages& st, const at::Tensor& g_out, const at::Tensor& R, const at::Tensor& Wg,
+                   const at::Tensor& G, const at::Tensor& g0, int64_t b0, int64_t b1) {
+  c10::AutoGradMode no_grad(false);
+  const int64_t T_ = g_out.size(0), B = g_out.size(1), H = g_out.size(2);
+  const int64_t ns = static_cast<int64_t>(st.row_ptr.size()) - 1;
+  const int64_t nb = b1 - b0, BH = B * H, n = nb * H, off = b0 * H;
+  const int64_t m = st.m, N = T_ * m;
+  const T leak = static_cast<T>(st.leak);
+  const bool has_leak = st.leak != 0.0;
+  auto opts = g_out.options();
+  at::Tensor work = at::empty({3 + ns, nb, H}, opts);  // g, g_acc, gy, gK[ns]
+  T* g = work.template data_ptr<T>();
+  T* g_acc = g + n;
+  T* gy = g_acc + n;
+  T* gK = gy + n;
+  std::fill(g, g + n, T(0));
+  const T* go_base = g_out.template data_ptr<T>() + off;
+  const T* R_base = R.template data_ptr<T>() + off;
+  T* G_base = G.template data_ptr<T>() + off;
+  std::vector<T> wv(ns, T(0));
+  for (size_t p = 0; p < st.upd_slot.size(); ++p) wv[st.upd_slot[p]] += static_cast<T>(st.upd_coef[p]);
+  auto rows = [&](T* p) { return at::from_blob(p, {nb, H}, opts); };
+  at::Tensor gy_t = rows(gy);
+  for (int64_t idx = N - 1; idx >= 0; --idx) {
+    if ((idx + 1) % m == 0) {
+      const T* go = go_base + (idx / m) * BH;
+      for (int64_t i = 0; i < n; ++i) g[i] += go[i];
+    }
+    for (int64_t r = 0; r < ns; ++r) {
+      T* k = gK + r * n;
+      const T w = wv[r];
+      for (int64_t i = 0; i < n; ++i) k[i] = w * g[i];
+    }
+    std::copy(g, g + n, g_acc);
+    for (int64_t r = ns - 1; r >= 0; --r) {
+      T* gp = G_base + (r * N + idx) * BH;
+      const T* gk = gK + r * n;
+      const T* a = R_base + (r * N + idx) * BH;
+      switch (st.act) {
+        case ACT_RAW_SIGMOID:  // R = σ(2z): gP/4 = gK R (1 − R), the 4 is in Wg
+        case ACT_SIGMOID:
+          for (int64_t i = 0; i < n; ++i) gp[i] = gk[i] * a[i] * (T(1) - a[i]);
+          break;
+        case ACT_TANH2:
+          for (int64_t i = 0; i < n; ++i) gp[i] = gk[i] * (T(1) - a[i] * a[i]);
+          break;
+        case ACT_RELU:
+          for (int64_t i = 0; i < n; ++i) gp[i] = a[i] > T(0) ? gk[i] : T(0);
+          break;
+        default:
+          std::copy(gk, gk + n, gp);
+      }
+      at::mm_out(gy_t, rows(gp), Wg);
+      if (has_leak)
+        for (int64_t i = 0; i < n; ++i) gy[i] -= leak * gk[i];
+      for (int64_t i = 0; i < n; ++i) g_acc[i] += gy[i];
+      for (int64_t p = st.row_ptr[r]; p < st.row_ptr[r + 1]; ++p) {
+        T* kj = gK + st.row_slot[p] * n;
+        const T c = static_cast<T>(st.row_coef[p]);
+        for (int64_t i = 0; i < n; ++i) kj[i] += c * gy[i];
+      }
+    }
+    std::swap(g, g_acc);
+  }
+  std::copy(g, g + n, g0.template data_ptr<T>() + off);
+}
+
+void rk_backward(const at::Tensor& g_out, const at::Tensor& R, const at::Tensor& Wg, at::IntArrayRef row_ptr,
+                 at::IntArrayRef row_slot, at::ArrayRef<double> row_coef, at::IntArrayRef upd_slot,
+                 at::ArrayRef<double> upd_coef, int64_t act, double leak, int64_t substeps, const at::Tensor& G,
+                 const at::Tensor& g0, int64_t min_rows) {
+  TORCH_CHECK(g_out.dim() == 3 && g_out.is_contiguous(), "rk_backward: g_out must be contiguous (T, B, H)");
+  const int64_t T_ = g_out.size(0), B = g_out.size(1), H = g_out.size(2), N = T_ * substeps;
+  const int64_t ns = static_cast<int64_t>(row_ptr.size()) - 1;
+  TORCH_CHECK(substeps >= 1 && ns >= 1, "rk_backward: substeps >= 1 and at least one stage");
+  TORCH_CHECK(R.is_contiguous() && R.sizes() == at::IntArrayRef({ns, N, B, H}), "rk_backward: R must be (stages, N, B, H)");
+  TORCH_CHECK(G.is_contiguous() && G.sizes() == R.sizes(), "rk_backward: G must be like R");
+  TORCH_CHECK(g0.is_contiguous() && g0.sizes() == at::IntArrayRef({B, H}), "rk_backward: g0 must be (B, H)");
+  TORCH_CHECK(Wg.dim() == 2 && Wg.size(0) == H && Wg.size(1) == H, "rk_backward: Wg must be (H, H)");
+  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&R, &Wg, &G, &g0})
+    TORCH_CHECK(t->scalar_type() == g_out.scalar_type() && t->device().is_cpu(),
+                "rk_backward: every tensor must be a CPU tensor of g_out's dtype");
+  Stages st;
+  st.row_ptr.assign(row_ptr.begin(), row_ptr.end());
+  st.row_slot.assign(row_slot.begin(), row_slot.end());
+  st.row_coef.assign(row_coef.begin(), row_coef.end());
+  st.upd_slot.assign(upd_slot.begin(), upd_slot.end());
+  st.upd_coef.assign(upd_coef.begin(), upd_coef.end());
+  st.act = act;
+  st.leak = leak;
+  st.m = substeps;
+  st.delta = st.sc = 0.0;
+  st.linear = false;
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  const int64_t grain = std::max<int64_t>(std::max<int64_t>(min_rows, 1), (B + threads - 1) / threads);
+  AT_DISPATCH_FLOATING_TYPES(g_out.scalar_type(), "rk_backward", [&] {
+    at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
+      backward_rows<scalar_t>(st, g_out, R, Wg, G, g0, b0, b1);
+    });
+  });
+}
+
 }  // namespace
 
 TORCH_LIBRARY(odernn_bridge, m) {
@@ -251,4 +361,9 @@ TORCH_LIBRARY(odernn_bridge, m) {
       "float delta, float sc, int act, float leak, bool linear, int substeps, Tensor(a!) out, "
       "Tensor(b!)? R_store, Tensor(c!)? Y_store, Tensor(d!)? S_store, int min_rows) -> ()");
   m.impl("rk_sequence", c10::DispatchKey::CPU, TORCH_FN(rk_sequence));
+  m.def(
+      "rk_backward(Tensor g_out, Tensor R, Tensor Wg, int[] row_ptr, int[] row_slot, float[] row_coef, "
+      "int[] upd_slot, float[] upd_coef, int act, float leak, int substeps, Tensor(a!) G, Tensor(b!) g0, "
+      "int min_rows) -> ()");
+  m.impl("rk_backward", c10::DispatchKey::CPU, TORCH_FN(rk_backward));
 }
