@@ -95,6 +95,35 @@ def test_killed_worker_mid_sweep_gives_complete_dataset(address, tmp_path):
     assert ds.attrs["cells_failed"] == 0
 
 
+def _square_2d(x: int, y: int) -> dict:
+    return {"v": _square(x)["y"] + y}
+
+
+def _die_once_2d(x: int, y: int, *, marker_dir: str) -> dict:
+    return {"v": _die_once(x, marker_dir=marker_dir)["y"] + y, "pid": os.getpid()}
+
+
+def test_batched_tasks_survive_a_killed_worker_and_keep_cell_errors(address, tmp_path):
+    """batch_dims=("x",): one task per x runs its 3 cells; the task whose worker dies is rerun
+    elsewhere, and a cell that raises inside a batch fails alone."""
+    ds = run_grid(_die_once_2d, {"x": list(range(5)), "y": [0, 1, 2]}, fixed={"marker_dir": str(tmp_path)},
+                  scheduler=address, progress=False, batch_dims=("x",), cost=lambda cell: cell["x"])
+    dead_pid = int((tmp_path / "died").read_text())
+    assert (ds.status.values == "ok").all(), ds.error.values
+    assert ds.v.values.tolist() == [[10 * x + y for y in range(3)] for x in range(5)]
+    assert dead_pid not in ds.pid.sel(x=2).values.tolist()
+    # every cell of one batch ran in one process
+    assert all(len(set(ds.pid.sel(x=x).values.tolist())) == 1 for x in range(5))
+    # one batch per y holds x = 1..4, among them the failing x = 3
+    squares = run_grid(_square_2d, {"x": [1, 2, 3, 4], "y": [0, 1]}, scheduler=address, progress=False,
+                       batch_dims=("y",))
+    assert squares.status.values.tolist() == [["ok", "ok"], ["ok", "ok"], ["failed", "failed"], ["ok", "ok"]]
+    assert squares.error.sel(x=3, y=1).item() == "ValueError: three is not allowed"
+    assert squares.v.sel(x=4, y=1).item() == 17.0
+    with pytest.raises(ValueError, match="batch_dims"):
+        run_grid(_square, {"x": [1]}, batch_dims=("z",), progress=False)
+
+
 def test_failed_cells_are_recorded_and_others_kept(address):
     ds = run_grid(_square, {"x": [1, 2, 3, 4]}, scheduler=address, progress=False)
     assert ds.status.values.tolist() == ["ok", "ok", "failed", "ok"]
