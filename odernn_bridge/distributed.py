@@ -559,30 +559,22 @@ def _run_distributed(client: Any, func: Callable[..., Any], todo: list[tuple[str
                                              key=f"{desc}-shared-{label}-{token}", retries=retries,
                                              priority=2 * n + 1)
     futures: dict[Any, list[str]] = {}
-    for i, batch in enumerate(tasks):
+    for i, batch in enumerate(tasks):  # a task runs its batch (one cell without batch_dims)
         label = "-".join(str(v) for v in batch[0][1].values()) if len(batch) == 1 else \
             "-".join(str(batch[0][1][d]) for d in batch_dims) + f"-x{len(batch)}"
-        if len(batch) == 1 and not batch_dims:
-            key, cell = batch[0]
-            extra: tuple[Any, ...] = ()
-            if shared is not None:
-                extra = (groups[_cell_key({d: cell[d] for d in shared_dims})],)
-            fut = client.submit(_call_cell, func, cell, fixed, True, *extra, key=f"{desc}-{label}-{token}-{i}",
-                                pure=False, retries=retries, priority=n - i)
-        else:
-            needed: list[str] = []
-            which: list[int] = []
-            for _, cell in batch:
-                if shared is None:
-                    which.append(-1)
-                    continue
-                gkey = _cell_key({d: cell[d] for d in shared_dims})
-                if gkey not in needed:
-                    needed.append(gkey)
-                which.append(needed.index(gkey))
-            fut = client.submit(_call_batch, func, [c for _, c in batch], fixed, True, which,
-                                *[groups[g] for g in needed], key=f"{desc}-{label}-{token}-{i}",
-                                pure=False, retries=retries, priority=n - i)
+        needed: list[str] = []  # the shared groups this batch needs, in order of first use
+        which: list[int] = []
+        for _, cell in batch:
+            if shared is None:
+                which.append(-1)
+                continue
+            gkey = _cell_key({d: cell[d] for d in shared_dims})
+            if gkey not in needed:
+                needed.append(gkey)
+            which.append(needed.index(gkey))
+        fut = client.submit(_call_batch, func, [c for _, c in batch], fixed, True, which,
+                            *[groups[g] for g in needed], key=f"{desc}-{label}-{token}-{i}",
+                            pure=False, retries=retries, priority=n - i)
         futures[fut] = [k for k, _ in batch]
     try:
         for fut in as_completed(list(futures), loop=client.loop):
@@ -592,7 +584,7 @@ def _run_distributed(client: Any, func: Callable[..., Any], todo: list[tuple[str
             except Exception as exc:  # the task itself failed: its worker died too often (KilledWorker),
                 outcomes = [("failed", _error_text(exc))] * len(keys)  # the result could not be unpickled, ...
             else:
-                outcomes = outcome if isinstance(outcome, list) else [outcome]
+                outcomes = outcome
             for key, oc in zip(keys, outcomes):
                 finish(key, oc)
             fut.release()

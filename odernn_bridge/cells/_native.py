@@ -37,18 +37,15 @@ from typing import Any, Callable
 
 import torch
 
-from ..errors import NativeKernelError
+from ..errors import NativeKernelError, NativeKernelWarning  # the warning is re-exported here
 
 __all__ = ["native_status", "rk_sequence_op", "rk_backward_op", "NativeKernelWarning", "SOURCE"]
 
 SOURCE = Path(__file__).with_name("native") / "rk_kernel.cpp"
 _LIB_NAME = "odernn_native"
 _lock = threading.Lock()
-_state: dict[str, Any] = {"tried": False, "op": None, "path": None, "reason": None, "build_seconds": None,
-                          "mode": None}
-
-
-from ..errors import NativeKernelWarning  # noqa: E402 - re-exported here
+_state: dict[str, Any] = {"tried": False, "op": None, "backward_op": None, "path": None, "reason": None,
+                          "build_seconds": None, "mode": None}
 
 
 def _mode() -> str:
@@ -137,7 +134,7 @@ def _build(cxx: str, target: Path) -> float:
         return time.perf_counter() - t0
 
 
-def _load() -> Callable[..., Any]:
+def _load() -> tuple[Callable[..., Any], Callable[..., Any]]:
     cxx = _compiler()
     if cxx is None:
         raise NativeKernelError(f"no C++ compiler: {os.environ.get('CXX', 'c++')!r} was not found on PATH "
@@ -149,7 +146,7 @@ def _load() -> Callable[..., Any]:
     torch.ops.load_library(str(target))
     _state["path"] = str(target)
     _state["build_seconds"] = built if built else None
-    return torch.ops.odernn_bridge.rk_sequence
+    return torch.ops.odernn_bridge.rk_sequence, torch.ops.odernn_bridge.rk_backward
 
 
 def rk_sequence_op() -> Callable[..., Any] | None:
@@ -172,7 +169,7 @@ def rk_sequence_op() -> Callable[..., Any] | None:
             _state.update(tried=True, reason=reason)
             return None
         try:
-            op = _load()
+            op, backward_op = _load()
         except Exception as exc:  # noqa: BLE001 - any build/load failure falls back in auto mode
             reason = f"{type(exc).__name__}: {exc}"
             _state.update(tried=True, reason=reason)
@@ -181,13 +178,14 @@ def rk_sequence_op() -> Callable[..., Any] | None:
             warnings.warn(f"odernn_bridge: native fused kernel unavailable, using the Python loop ({reason})",
                           NativeKernelWarning, stacklevel=3)
             return None
-        _state.update(tried=True, op=op, reason=None)
+        _state.update(tried=True, op=op, backward_op=backward_op, reason=None)
         return op
 
 
 def rk_backward_op() -> Callable[..., Any] | None:
     """The native ``rk_backward`` operator (the reverse pass), from the same library."""
-    return torch.ops.odernn_bridge.rk_backward if rk_sequence_op() is not None else None
+    rk_sequence_op()
+    return _state["backward_op"]
 
 
 def native_status() -> dict[str, Any]:

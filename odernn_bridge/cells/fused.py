@@ -77,6 +77,17 @@ def _combine(h: Tensor, comb: tuple[str, Any], Kd: Tensor, out: Tensor) -> Tenso
     return out
 
 
+def _flat_rows(plan: FusedPlan, scale: float = 1.0) -> tuple[list[int], list[int], list[float]]:
+    """The stage couplings as CSR lists (row_ptr, slot, scale·dt a_ij), stage order."""
+    row_ptr, row_slot, row_coef = [0], [], []
+    for i in plan.stages:
+        for j, a in plan.rows[i]:
+            row_slot.append(j)
+            row_coef.append(scale * a)
+        row_ptr.append(len(row_slot))
+    return row_ptr, row_slot, row_coef
+
+
 #: fewest batch rows the native loop gives one thread (it splits the batch between threads)
 NATIVE_MIN_ROWS = 4
 #: activation codes of the native loop (0: σ with tanh folded into the coefficients)
@@ -118,37 +129,31 @@ class _Kernel:
         self.p, self.q = p, q
         self.W2t = (W * self.sc).t() if self.sc != 1.0 else W.t()
         colsum = self.W2t.sum(0, keepdim=True) if q else None  # (1ᵀ W2ᵀ): the row W 1, scaled
+        #: γ_i = q Σ_j dt a_ij per stage (stage order) and the update's q Σ dt b_i
+        self.gammas = [q * sum(a for _, a in plan.rows[i]) for i in plan.stages]
+        self.delta_value = q * sum(b for _, b in plan.weights)
         self.stages = []
-        for i in plan.stages:
-            r = plan.index[i]
+        for i, gamma in zip(plan.stages, self.gammas):
             rows = plan.rows[i]
             comb = _combination(rows, like, p) if rows else None
-            gamma = q * sum(a for _, a in rows)
             bias = gamma * colsum if (colsum is not None and gamma != 0.0) else None
-            self.stages.append((i, r, comb, bias))
+            self.stages.append((i, plan.index[i], comb, bias))
         self.update = _combination(plan.weights, like, p)
-        delta = q * sum(b for _, b in plan.weights)
-        self.delta = like.new_full((), delta) if delta != 0.0 else None
+        self.delta = like.new_full((), self.delta_value) if self.delta_value != 0.0 else None
+        #: the native loop's activation code (0: σ with tanh folded into the coefficients)
+        self.native_code = 0 if self.raw else _NATIVE_ACT[act]
 
     def native_args(self, plan: FusedPlan) -> tuple[Any, ...]:
         """The stage description in the form of the native operator (see ``_native``):
         the stage argument's constant ``γ_i`` is added to ``y_i`` itself there (free in the
         native loop), instead of the bias row of the product used here."""
-        row_ptr, row_slot, row_coef, shift, y_slot = [0], [], [], [], []
-        for i in plan.stages:
-            rows = plan.rows[i]
-            for j, a in rows:
-                row_slot.append(j)
-                row_coef.append(self.p * a)
-            row_ptr.append(len(row_slot))
-            shift.append(self.q * sum(a for _, a in rows))
-            y_slot.append(plan.yslot.get(i, -1))
+        row_ptr, row_slot, row_coef = _flat_rows(plan, self.p)
+        y_slot = [plan.yslot.get(i, -1) for i in plan.stages]
         theta = [t for per_sub in plan.theta for t in per_sub]
         upd_slot = [j for j, _ in plan.weights]
         upd_coef = [self.p * b for _, b in plan.weights]
-        delta = self.q * sum(b for _, b in plan.weights)
-        code = _NATIVE_ACT[self.act] if not self.raw else 0
-        return row_ptr, row_slot, row_coef, shift, y_slot, theta, upd_slot, upd_coef, delta, self.sc, code
+        return (row_ptr, row_slot, row_coef, self.gammas, y_slot, theta, upd_slot, upd_coef, self.delta_value,
+                self.sc, self.native_code)
 
     def preactivate(self, y: Tensor, bias: Tensor | None, u: Tensor, du: Tensor | None, theta: float,
                     out: Tensor) -> Tensor:
@@ -246,7 +251,7 @@ def _call_native(op: Any, plan: FusedPlan, kern: _Kernel, leak: float, u_seq: Te
 def _infer(plan: FusedPlan, kern: _Kernel, leak: float, u_seq: Tensor, h0: Tensor) -> Tensor:
     """States (seq, batch, hidden) without any autograd bookkeeping (``torch.no_grad``).
 
-    The same arithmetic as :func:`_forward` (bitwise equal results) in one step's workspace,
+    The same arithmetic as :func:`_forward` (equal results to rounding) in one step's workspace,
     written in place: the stage values live in one (stages, batch·hidden) block, so a stage
     argument with several terms and the update are each a single ``addmm`` over that block.
     """
@@ -265,10 +270,10 @@ def _infer(plan: FusedPlan, kern: _Kernel, leak: float, u_seq: Tensor, h0: Tenso
     upd = kern.update
     preactivate, finish = kern.preactivate, kern.finish_update
     h = h0
+    theta = plan.theta
     for k in range(T):
         u = u_seq[k]
         du = torch.sub(u_seq[k + 1], u) if plan.linear and k + 1 < T else None
-        theta = plan.theta
         for mm in range(m):
             th = theta[mm]
             for r, comb, bias, ybuf, a_out, k_out in stage_plan:
@@ -311,25 +316,17 @@ class _FusedRK(torch.autograd.Function):
         gscale = 4.0 if kern.raw else 1.0
         Wg = W * gscale if kern.raw else W
         G = ws.take(tuple(Abuf.shape), Abuf)
-        act = kern.act
         op = _native_backward_op(Abuf)
         if op is not None:
             g = torch.empty_like(h0)
-            row_ptr, row_slot, row_coef = [0], [], []
-            for i in plan.stages:
-                for j, a in plan.rows[i]:
-                    row_slot.append(j)
-                    row_coef.append(a)
-                row_ptr.append(len(row_slot))
-            code = 0 if kern.raw else _NATIVE_ACT[act]
-            op(g_out.contiguous(), Abuf, Wg.detach().contiguous(), row_ptr, row_slot, row_coef,
-               [j for j, _ in plan.weights], [b for _, b in plan.weights], code, float(leak), m, G, g,
+            op(g_out.contiguous(), Abuf, Wg.detach().contiguous(), *_flat_rows(plan),
+               [j for j, _ in plan.weights], [b for _, b in plan.weights], kern.native_code, float(leak), m, G, g,
                NATIVE_MIN_ROWS)
         else:
             g = _backward_loop(plan, kern, leak, g_out, Abuf, Wg, G, h0)
         need_u, need_h, need_W = ctx.needs_input_grad[4:7]
-        # Σ_i gP_i per (sub)step: ∂L/∂u without interpolation, and ∂L/∂W's state term
-        Gs = G.sum(0) if (need_W or (need_u and not plan.linear)) else None
+        # Σ_i gP_i per (sub)step: ∂L/∂u (before the interpolation shares), ∂L/∂W's state term
+        Gs = G.sum(0) if (need_W or need_u) else None
         gu = None
         if need_u:
             Gv = G.view(ns, T, m, B, H)
@@ -407,7 +404,7 @@ def _add_state_product(gW: Tensor, Gm: Tensor, S: Tensor | None, h0: Tensor, out
         gW.addmm_(Gm[1:].reshape((N - 1) * B, H).t(), out[:N - 1].reshape((N - 1) * B, H))
 
 
-def _grad_weight(plan: FusedPlan, kern: _Kernel, leak: float, G: Tensor, Gs: Tensor | None, S: Tensor | None,
+def _grad_weight(plan: FusedPlan, kern: _Kernel, leak: float, G: Tensor, Gs: Tensor, S: Tensor | None,
                  h0: Tensor, out: Tensor, Abuf: Tensor, Ybuf: Tensor) -> Tensor:
     """``∂L/∂W = Σ_i Σ_steps gP_iᵀ Y_i`` as large matrix products over all steps.
 
@@ -427,7 +424,7 @@ def _grad_weight(plan: FusedPlan, kern: _Kernel, leak: float, G: Tensor, Gs: Ten
             else:
                 _add_state_product(gW, G[r], S, h0, out)
         return gW
-    _add_state_product(gW, G.sum(0) if Gs is None else Gs, S, h0, out)
+    _add_state_product(gW, Gs, S, h0, out)
     cols: dict[int, list[tuple[int, float]]] = {}
     for i in plan.stages:
         for j, a in plan.rows[i]:
@@ -442,13 +439,10 @@ def _grad_weight(plan: FusedPlan, kern: _Kernel, leak: float, G: Tensor, Gs: Ten
                 coef[0, r] += a
             Gc = torch.mm(coef, G.view(ns, N * B * H)).view(N * B, H)
             gW.addmm_(Gc.t(), Abuf[j].view(N * B, H))
-    if kern.q:
-        gamma = G.new_zeros(1, ns)
-        for i in plan.stages:
-            gamma[0, plan.index[i]] = kern.q * sum(a for _, a in plan.rows[i])
-        if bool(gamma.any()):
-            colsum = torch.mm(gamma, G.view(ns, N * B, H).sum(1)).view(H)  # per-stage column sums first
-            gW.add_(colsum.unsqueeze(1))
+    if any(kern.gammas):
+        gamma = torch.tensor([kern.gammas], dtype=G.dtype, device=G.device)  # stage order = slot order
+        colsum = torch.mm(gamma, G.view(ns, N * B, H).sum(1)).view(H)  # per-stage column sums first
+        gW.add_(colsum.unsqueeze(1))
     return gW
 
 

@@ -181,7 +181,6 @@ class SharedNewtonMatrix:
                 c = float(C[i, i])
                 if c not in self._diag:
                     self._diag[c] = None if c == 0.0 else torch.linalg.inv(eye - c * J)
-            self.T = self.Tinv = None
             self._mixers = None
             self.blocks: list[tuple[list[int], Tensor]] = []
             return
@@ -192,9 +191,7 @@ class SharedNewtonMatrix:
         else:
             T, Tinv, blocks = tr
         identity = np.allclose(T, np.eye(self.s), rtol=0, atol=0)
-        self.T = None if identity else torch.tensor(T, dtype=J.dtype, device=J.device)
-        self.Tinv = None if identity else torch.tensor(Tinv, dtype=J.dtype, device=J.device)
-        # the same as Python floats for stage_mix: (forward left, forward right, transposed left, right)
+        # T⁻¹ and T as Python floats for stage_mix: (forward left, forward right, transposed left, right)
         self._mixers = None if identity else (np.asarray(Tinv).tolist(), np.asarray(T).tolist(),
                                               np.asarray(T).T.tolist(), np.asarray(Tinv).T.tolist())
         self.blocks = []
@@ -208,8 +205,6 @@ class SharedNewtonMatrix:
             inv = torch.linalg.inv(M)
             self.blocks.append((list(idx), inv))
             self.pairs.append(self._pair_form(inv) if m == 2 and tr is not None else None)
-        # Gauss–Legendre s = 2 (one complex pair covering every stage): the transformation is
-        # applied with elementwise stage combinations around the three products (_solve_pair)
 
     def _pair_form(self, inv: Tensor) -> dict[bool, tuple[Tensor, Tensor, Tensor]]:
         """A complex pair's block is ``I − [[a, b], [−b, a]] ⊗ J̄ = [[A, −B], [B, A]]`` (A = I − aJ̄,

@@ -269,7 +269,6 @@ class RKCell(nn.Module):
             J = torch.stack([field.jacobian(Y[:, i], us_[:, i], ts[i]) for i in range(s)], dim=1)  # B,s,n,n
             return torch.einsum("ij,bikl->bikjl", hA, J).reshape(B, s * n, s * n)
 
-
         def stage_y(i: int, K: Tensor, h_: Tensor) -> Tensor:
             y = h_
             for j in range(i + 1):  # a few scaled adds (cheaper than an einsum of s ≤ 5 terms)

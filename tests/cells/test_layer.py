@@ -266,3 +266,20 @@ def test_finite_check_fast_path_has_no_false_alarms() -> None:
     rnn = ob.ODERNN(3, 5, method="RK4")
     with pytest.raises(ob.NonFiniteError):
         rnn(torch.zeros(4, 2, 3).index_fill_(0, torch.tensor([2]), float("nan")))
+
+
+def test_fused_linear_interpolation_gradient_with_frozen_weights() -> None:
+    """∂L/∂u alone (weights frozen) under linear input interpolation equals the generic path's."""
+    from odernn_bridge.cells.fields import make_field
+
+    torch.manual_seed(0)
+    f = make_field("elman", 3, 5).double()
+    for p in f.parameters():
+        p.requires_grad_(False)
+    grads = []
+    for fused in (True, False):
+        cell = ob.RKCell(f, "RK4", dt=0.3, input_interpolation="linear", fused=fused)
+        u = torch.randn(4, 2, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+        (cell.run_sequence(u, torch.zeros(2, 5, dtype=torch.float64)) ** 2).sum().backward()
+        grads.append(u.grad)
+    assert float((grads[0] - grads[1]).abs().max()) < 1e-12

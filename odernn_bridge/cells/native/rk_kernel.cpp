@@ -62,10 +62,34 @@ inline void combine(T* y, const T* h, const std::vector<const T*>& K, const std:
 struct Stages {
   std::vector<int64_t> row_ptr, row_slot, y_slot, upd_slot;
   std::vector<double> row_coef, row_shift, theta, upd_coef;
-  double delta, sc, leak;
-  int64_t act, m;
-  bool linear;
+  double delta = 0.0, sc = 0.0, leak = 0.0;
+  int64_t act = 0, m = 1;
+  bool linear = false;
 };
+
+// what the forward and the reverse pass both read: the stage couplings, the update weights,
+// the activation, the leak and the substep count
+Stages common_stages(at::IntArrayRef row_ptr, at::IntArrayRef row_slot, at::ArrayRef<double> row_coef,
+                     at::IntArrayRef upd_slot, at::ArrayRef<double> upd_coef, int64_t act, double leak,
+                     int64_t substeps) {
+  Stages st;
+  st.row_ptr.assign(row_ptr.begin(), row_ptr.end());
+  st.row_slot.assign(row_slot.begin(), row_slot.end());
+  st.row_coef.assign(row_coef.begin(), row_coef.end());
+  st.upd_slot.assign(upd_slot.begin(), upd_slot.end());
+  st.upd_coef.assign(upd_coef.begin(), upd_coef.end());
+  st.act = act;
+  st.leak = leak;
+  st.m = substeps;
+  return st;
+}
+
+// contiguous row blocks, one per thread, each at least min_rows rows (a product of fewer
+// rows does not pay for a thread)
+int64_t batch_grain(int64_t B, int64_t min_rows) {
+  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
+  return std::max<int64_t>(std::max<int64_t>(min_rows, 1), (B + threads - 1) / threads);
+}
 
 // the whole sequence for batch rows [b0, b1)
 template <typename T>
@@ -106,7 +130,6 @@ void run_rows(const Stages& st, const at::Tensor& u_seq, const at::Tensor& h0, c
   auto K_ptr = [&](int64_t r, int64_t idx) -> const T* { return has_leak ? Kl_base + r * n : R_ptr(r, idx); };
   // strides: the stores and outputs have row stride H inside a (B, H) block, so the
   // thread's rows of one block are contiguous; from_blob views them without copying
-  const at::Tensor W = W2t;
 
   const T* h = h0.template data_ptr<T>() + off;
   if (with_S) std::copy(h, h + n, S_base);
@@ -139,7 +162,7 @@ void run_rows(const Stages& st, const at::Tensor& u_seq, const at::Tensor& h0, c
         }
         T* z = R_ptr(r, idx);
         at::Tensor zt = rows(z);
-        at::mm_out(zt, rows(const_cast<T*>(y)), W);
+        at::mm_out(zt, rows(const_cast<T*>(y)), W2t);
         const T th = static_cast<T>(st.theta[mm * ns + r]);
         for (int64_t i = 0; i < n; ++i) z[i] += sc * u[i];
         if (du != nullptr && th != T(0)) {
@@ -215,28 +238,15 @@ void rk_sequence(const at::Tensor& u_seq, const at::Tensor& h0, const at::Tensor
                                 Ys.size(3) == H),
               "rk_sequence: Y_store must be (slots, N, B, H)");
   TORCH_CHECK(leak == 0.0 || act != 0, "rk_sequence: the folded sigmoid (act 0) needs leak 0");
-  Stages st;
-  st.row_ptr.assign(row_ptr.begin(), row_ptr.end());
-  st.row_slot.assign(row_slot.begin(), row_slot.end());
+  Stages st = common_stages(row_ptr, row_slot, row_coef, upd_slot, upd_coef, act, leak, substeps);
   st.y_slot.assign(y_slot.begin(), y_slot.end());
-  st.upd_slot.assign(upd_slot.begin(), upd_slot.end());
-  st.row_coef.assign(row_coef.begin(), row_coef.end());
   st.row_shift.assign(row_shift.begin(), row_shift.end());
   st.theta.assign(theta.begin(), theta.end());
-  st.upd_coef.assign(upd_coef.begin(), upd_coef.end());
   st.delta = delta;
   st.sc = sc;
-  st.leak = leak;
-  st.act = act;
-  st.m = substeps;
   st.linear = linear;
-  const int64_t B = u_seq.size(1);
-  // contiguous row blocks, one per thread, each at least min_rows rows (a product of fewer
-  // rows does not pay for a thread)
-  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
-  const int64_t grain = std::max<int64_t>(std::max<int64_t>(min_rows, 1), (B + threads - 1) / threads);
   AT_DISPATCH_FLOATING_TYPES(u_seq.scalar_type(), "rk_sequence", [&] {
-    at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
+    at::parallel_for(0, Bn, batch_grain(Bn, min_rows), [&](int64_t b0, int64_t b1) {
       run_rows<scalar_t>(st, u_seq, h0, W2t, out, Rs, Ys, Ss, b0, b1);
     });
   });
@@ -332,21 +342,9 @@ void rk_backward(const at::Tensor& g_out, const at::Tensor& R, const at::Tensor&
   for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&R, &Wg, &G, &g0})
     TORCH_CHECK(t->scalar_type() == g_out.scalar_type() && t->device().is_cpu(),
                 "rk_backward: every tensor must be a CPU tensor of g_out's dtype");
-  Stages st;
-  st.row_ptr.assign(row_ptr.begin(), row_ptr.end());
-  st.row_slot.assign(row_slot.begin(), row_slot.end());
-  st.row_coef.assign(row_coef.begin(), row_coef.end());
-  st.upd_slot.assign(upd_slot.begin(), upd_slot.end());
-  st.upd_coef.assign(upd_coef.begin(), upd_coef.end());
-  st.act = act;
-  st.leak = leak;
-  st.m = substeps;
-  st.delta = st.sc = 0.0;
-  st.linear = false;
-  const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
-  const int64_t grain = std::max<int64_t>(std::max<int64_t>(min_rows, 1), (B + threads - 1) / threads);
+  const Stages st = common_stages(row_ptr, row_slot, row_coef, upd_slot, upd_coef, act, leak, substeps);
   AT_DISPATCH_FLOATING_TYPES(g_out.scalar_type(), "rk_backward", [&] {
-    at::parallel_for(0, B, grain, [&](int64_t b0, int64_t b1) {
+    at::parallel_for(0, B, batch_grain(B, min_rows), [&](int64_t b0, int64_t b1) {
       backward_rows<scalar_t>(st, g_out, R, Wg, G, g0, b0, b1);
     });
   });
